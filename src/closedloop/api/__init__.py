@@ -1,0 +1,1 @@
+"""HTTP adapters: the A2I runtime, the SageMaker control plane and the worker API."""

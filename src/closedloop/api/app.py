@@ -1,0 +1,109 @@
+"""The ``closedloop serve`` application: every HTTP surface plus the background sweeper."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from closedloop import __version__
+from closedloop.api.a2i import a2i_router
+from closedloop.api.aws import AwsAuth
+from closedloop.api.native import json_response, native_error
+from closedloop.api.sagemaker import sagemaker_router
+from closedloop.api.worker import worker_router
+from closedloop.engine import Engine
+from closedloop.errors import ClosedloopError, ValidationError
+
+__all__ = ["Sweeper", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Expires loops, returns lapsed leases and delivers webhooks every few seconds."""
+
+    def __init__(self, engine: Engine, interval: float) -> None:
+        self._engine = engine
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="closedloop-sweeper", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.sweep_once()
+
+    def sweep_once(self) -> None:
+        try:
+            self._engine.loops.sweep()
+            self._engine.events.deliver_due()
+        except ClosedloopError:
+            logger.exception(
+                "background sweep failed; retrying in %.1fs", self._interval
+            )
+
+
+def create_app(engine: Engine, *, sweep: bool = True) -> FastAPI:
+    """The ASGI app for ``engine``; with ``sweep`` a background thread keeps timers running."""
+    sweeper = Sweeper(engine, engine.settings.sweep_seconds) if sweep else None
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if sweeper is not None:
+            sweeper.start()
+        yield
+        if sweeper is not None:
+            sweeper.stop()
+
+    app = FastAPI(
+        title="closedloop",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    auth = AwsAuth(engine.keys)
+    app.include_router(a2i_router(engine, auth))
+    app.include_router(sagemaker_router(engine, auth))
+    app.include_router(worker_router(engine))
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    @app.exception_handler(ClosedloopError)
+    async def closedloop_error(_: Request, exc: ClosedloopError) -> Response:
+        if exc.status >= 500:
+            logger.error("request failed: %s", exc.message)
+        return native_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_error(_: Request, exc: RequestValidationError) -> Response:
+        first = (
+            exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
+        )
+        field = ".".join(str(p) for p in first["loc"][1:]) or "request"
+        return native_error(ValidationError(f"{field}: {first['msg']}", field))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        logger.exception("unexpected error")
+        return native_error(
+            ClosedloopError("internal error; the server log has the details")
+        )
+
+    return app

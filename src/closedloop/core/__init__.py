@@ -1,0 +1,1 @@
+"""The core: flows, loops, tasks, workforce, keys and events, with no web or CLI inside."""

@@ -1,0 +1,354 @@
+"""Human loops: start, describe, list, stop, delete, and the timers that end them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from closedloop.core.context import Context
+from closedloop.core.events import Events
+from closedloop.core.flows import Flows
+from closedloop.core.output import output_uri
+from closedloop.core.paging import Page, PageRequest, finish, paginate
+from closedloop.errors import ConflictError, NotFoundError, ValidationError
+from closedloop.spec import validate_request
+from closedloop.store.models import Answer, FlowDefinition, HumanLoop, Task
+
+__all__ = [
+    "FINISHED",
+    "LOOP_ARN_PREFIX",
+    "LoopInfo",
+    "Loops",
+    "StartResult",
+    "SweepReport",
+    "return_lapsed_leases",
+]
+
+logger = logging.getLogger(__name__)
+LOOP_ARN_PREFIX = "human-loop/"
+FINISHED = ("Completed", "Failed", "Stopped")
+OPEN = ("InProgress", "Stopping")
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    name: str
+    arn: str
+    flow_name: str
+    flow_arn: str
+    status: str
+    failure_code: str | None
+    failure_reason: str | None
+    created_at: datetime
+    output_uri: str
+    input_content: str
+    task_count: int
+    answer_count: int
+
+
+@dataclass(frozen=True)
+class StartResult:
+    loop: LoopInfo
+    created: bool
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired: int
+    leases_returned: int
+    stopped: int
+
+
+class Loops:
+    """The lifecycle of human loops, as A2I's runtime API exposes it."""
+
+    def __init__(self, ctx: Context, flows: Flows, events: Events) -> None:
+        self._ctx = ctx
+        self._flows = flows
+        self._events = events
+
+    def arn(self, name: str) -> str:
+        return self._ctx.settings.arn(LOOP_ARN_PREFIX + name)
+
+    def flow_arn(self, flow_name: str) -> str:
+        return self._flows.arn(flow_name)
+
+    def start(
+        self,
+        name: str,
+        flow_definition_arn: str,
+        input_content: str,
+        data_attributes: Mapping[str, Any] | None = None,
+    ) -> StartResult:
+        """Start a loop; the same name and input again returns the existing loop."""
+        request: dict[str, Any] = {
+            "HumanLoopName": name,
+            "FlowDefinitionArn": flow_definition_arn,
+            "HumanLoopInput": {"InputContent": input_content},
+        }
+        if data_attributes is not None:
+            request["DataAttributes"] = data_attributes
+        return self.start_request(request)
+
+    def start_request(self, request: Mapping[str, Any]) -> StartResult:
+        """Start a loop from a StartHumanLoop request, checked against the API model."""
+        validate_request("sagemaker-a2i-runtime", "StartHumanLoop", request)
+        name = request["HumanLoopName"]
+        input_content = request["HumanLoopInput"]["InputContent"]
+        _check_json_object(input_content)
+        flow_name = self._flows.name_from_arn(request["FlowDefinitionArn"])
+        digest = hashlib.sha256(
+            flow_name.encode() + b"\0" + input_content.encode()
+        ).hexdigest()
+        with self._ctx.db.write() as session:
+            existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
+            if existing is not None:
+                return StartResult(self._same_loop(existing, digest), created=False)
+            flow = session.get(FlowDefinition, flow_name)
+            if flow is None or flow.status != "Active":
+                raise ValidationError(
+                    f"FlowDefinitionArn names flow definition {flow_name!r}, which does not exist",
+                    "FlowDefinitionArn",
+                )
+            loop = self._insert(
+                session,
+                flow,
+                name,
+                input_content,
+                digest,
+                request.get("DataAttributes"),
+            )
+        logger.info(
+            "human loop started: %s (flow %s, TaskCount %d)",
+            name,
+            flow_name,
+            loop.task_count,
+        )
+        return StartResult(self._info(loop), created=True)
+
+    def _same_loop(self, existing: HumanLoop, digest: str) -> LoopInfo:
+        if existing.input_sha256 != digest:
+            raise ConflictError(
+                f"HumanLoop {existing.name!r} already exists with a different flow definition or input"
+            )
+        return self._info(existing)
+
+    def _insert(
+        self,
+        session: Session,
+        flow: FlowDefinition,
+        name: str,
+        content: str,
+        digest: str,
+        attrs: Mapping[str, Any] | None,
+    ) -> HumanLoop:
+        now = self._ctx.clock()
+        loop = HumanLoop(
+            name=name,
+            flow_name=flow.name,
+            status="InProgress",
+            input_content=content,
+            input_sha256=digest,
+            data_attributes=orjson.dumps(dict(attrs)).decode()
+            if attrs is not None
+            else None,
+            task_count=flow.task_count,
+            answer_count=0,
+            created_at=now,
+            expires_at=now + timedelta(seconds=flow.availability_seconds),
+            output_uri=output_uri(flow.output_path, flow.name, name, now),
+        )
+        session.add(loop)
+        session.flush()
+        session.add_all(
+            Task(loop_id=loop.id, team_name=flow.team_name, status="available")
+            for _ in range(flow.task_count)
+        )
+        return loop
+
+    def describe(self, name: str) -> LoopInfo:
+        with self._ctx.db.read() as session:
+            return self._info(self._row(session, name))
+
+    def list(self, flow_definition_arn: str, request: PageRequest) -> Page:
+        flow_name = self._flows.name_from_arn(flow_definition_arn)
+        scope = "loops:" + flow_name
+        query, size = paginate(
+            select(HumanLoop).where(HumanLoop.flow_name == flow_name),
+            request,
+            HumanLoop.created_at,
+            HumanLoop.id,
+            scope,
+        )
+        with self._ctx.db.read() as session:
+            if session.get(FlowDefinition, flow_name) is None:
+                raise NotFoundError(f"FlowDefinition {flow_name!r} does not exist")
+            rows = list(session.scalars(query))
+        page = finish(rows, size, scope, request.sort_order, "created_at", "id")
+        return Page([self._info(r) for r in page.rows], page.next_token)
+
+    def stop(self, name: str) -> LoopInfo:
+        """Stop an open loop: Stopping while workers still hold its tasks, then Stopped."""
+        with self._ctx.db.write() as session:
+            loop = self._row(session, name, lock=True)
+            if loop.status not in OPEN:
+                raise ValidationError(
+                    f"HumanLoop {name!r} is {loop.status}; only InProgress loops can be stopped",
+                    "HumanLoopName",
+                )
+            session.execute(
+                update(Task)
+                .where(Task.loop_id == loop.id, Task.status == "available")
+                .values(status="cancelled")
+            )
+            self._finish_stopping(session, loop)
+            return self._info(loop)
+
+    def _finish_stopping(self, session: Session, loop: HumanLoop) -> None:
+        now = self._ctx.clock()
+        held = session.scalar(
+            select(func.count()).where(
+                Task.loop_id == loop.id,
+                Task.status == "leased",
+                Task.lease_expires_at > now,
+            )
+        )
+        if held:
+            loop.status = "Stopping"
+            return
+        self._cancel_tasks(session, loop)
+        self.finish(session, loop, "Stopped")
+
+    def delete(self, name: str) -> None:
+        with self._ctx.db.write() as session:
+            loop = self._row(session, name, lock=True)
+            if loop.status not in FINISHED:
+                raise ValidationError(
+                    f"HumanLoop {name!r} is {loop.status}; only Completed, Failed and Stopped loops can be deleted",
+                    "HumanLoopName",
+                )
+            session.execute(delete(Answer).where(Answer.loop_id == loop.id))
+            session.execute(delete(Task).where(Task.loop_id == loop.id))
+            session.delete(loop)
+        logger.info("human loop deleted: %s", name)
+
+    def fail(self, name: str, code: str, reason: str) -> LoopInfo:
+        """End an open loop as Failed, e.g. with ``ValidationError`` when its task UI cannot render."""
+        with self._ctx.db.write() as session:
+            loop = self._row(session, name, lock=True)
+            if loop.status not in OPEN:
+                raise ConflictError(f"HumanLoop {name!r} is already {loop.status}")
+            self._cancel_tasks(session, loop)
+            self.finish(session, loop, "Failed", code, reason)
+            return self._info(loop)
+
+    def finish(
+        self,
+        session: Session,
+        loop: HumanLoop,
+        status: str,
+        code: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Move ``loop`` to a final status and record the event, in the caller's transaction."""
+        loop.status = status
+        loop.failure_code = code
+        loop.failure_reason = reason[:1024] if reason else None
+        loop.ended_at = self._ctx.clock()
+        self._events.record_status_change(
+            session, loop, self._flows.arn(loop.flow_name), self.arn(loop.name)
+        )
+
+    @staticmethod
+    def _cancel_tasks(session: Session, loop: HumanLoop) -> None:
+        session.execute(
+            update(Task)
+            .where(Task.loop_id == loop.id, Task.status.in_(("available", "leased")))
+            .values(status="cancelled")
+        )
+
+    def sweep(self) -> SweepReport:
+        """Expire loops past their availability, return lapsed leases, finish stopping loops."""
+        now = self._ctx.clock()
+        with self._ctx.db.write() as session:
+            expired = session.scalars(
+                select(HumanLoop)
+                .where(HumanLoop.status == "InProgress", HumanLoop.expires_at <= now)
+                .limit(1000)
+            ).all()
+            for loop in expired:
+                self._cancel_tasks(session, loop)
+                self.finish(
+                    session,
+                    loop,
+                    "Failed",
+                    "Expired",
+                    "TaskAvailabilityLifetimeInSeconds passed before every answer arrived",
+                )
+            returned = return_lapsed_leases(session, now)
+            stopping = session.scalars(
+                select(HumanLoop).where(HumanLoop.status == "Stopping").limit(1000)
+            ).all()
+            for loop in stopping:
+                self._finish_stopping(session, loop)
+            stopped = sum(1 for loop in stopping if loop.status == "Stopped")
+        return SweepReport(len(expired), returned, stopped)
+
+    def _row(self, session: Session, name: str, *, lock: bool = False) -> HumanLoop:
+        query = select(HumanLoop).where(HumanLoop.name == name)
+        loop = session.scalar(query.with_for_update() if lock else query)
+        if loop is None:
+            raise NotFoundError(f"HumanLoop {name!r} does not exist")
+        return loop
+
+    def _info(self, loop: HumanLoop) -> LoopInfo:
+        return LoopInfo(
+            name=loop.name,
+            arn=self.arn(loop.name),
+            flow_name=loop.flow_name,
+            flow_arn=self._flows.arn(loop.flow_name),
+            status=loop.status,
+            failure_code=loop.failure_code,
+            failure_reason=loop.failure_reason,
+            created_at=loop.created_at,
+            output_uri=loop.output_uri,
+            input_content=loop.input_content,
+            task_count=loop.task_count,
+            answer_count=loop.answer_count,
+        )
+
+
+def return_lapsed_leases(session: Session, now: datetime) -> int:
+    """Put tasks whose lease ran out back in the queue; returns how many."""
+    result = session.execute(
+        update(Task)
+        .where(Task.status == "leased", Task.lease_expires_at <= now)
+        .values(
+            status="available", worker_pk=None, leased_at=None, lease_expires_at=None
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _check_json_object(content: str) -> None:
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(
+            f"HumanLoopInput.InputContent must be a JSON object; it is not valid JSON: {exc}",
+            "HumanLoopInput.InputContent",
+        ) from exc
+    if not isinstance(value, dict):
+        raise ValidationError(
+            f"HumanLoopInput.InputContent must be a JSON object; got a JSON {type(value).__name__}",
+            "HumanLoopInput.InputContent",
+        )

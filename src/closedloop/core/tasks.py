@@ -1,0 +1,271 @@
+"""Reviewer tasks: claim the next one under a lease, answer it, or release it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
+
+from closedloop.core.context import Context
+from closedloop.core.loops import Loops, return_lapsed_leases
+from closedloop.core.output import OutputAnswer, output_document
+from closedloop.core.workforce import WorkerInfo
+from closedloop.errors import (
+    ConflictError,
+    LeaseLostError,
+    NotFoundError,
+    ValidationError,
+)
+from closedloop.store.models import Answer, FlowDefinition, HumanLoop, Task, Worker
+
+__all__ = ["MAX_ANSWER_BYTES", "AnswerResult", "ClaimedTask", "Tasks"]
+
+logger = logging.getLogger(__name__)
+MAX_ANSWER_BYTES = 1_048_576
+
+
+@dataclass(frozen=True)
+class ClaimedTask:
+    """A task leased to one worker until ``lease_expires_at``."""
+
+    task_id: int
+    human_loop_name: str
+    flow_definition_name: str
+    task_ui_name: str | None
+    title: str
+    description: str
+    keywords: tuple[str, ...]
+    input_content: dict[str, Any]
+    leased_at: datetime
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    task_id: int
+    human_loop_name: str
+    loop_status: str
+    answers_received: int
+    answers_needed: int
+
+
+class Tasks:
+    """The worker's side of a loop; safe under many concurrent claimers."""
+
+    def __init__(self, ctx: Context, loops: Loops) -> None:
+        self._ctx = ctx
+        self._loops = loops
+
+    def claim_next(self, worker: WorkerInfo) -> ClaimedTask | None:
+        """Lease the oldest available task of the worker's teams, or None."""
+        if not worker.teams:
+            return None
+        now = self._ctx.clock()
+        with self._ctx.db.write() as session:
+            return_lapsed_leases(session, now)
+            task = session.scalar(self._next_query(worker, now))
+            if task is None:
+                return None
+            loop = session.get_one(HumanLoop, task.loop_id)
+            flow = session.get(FlowDefinition, loop.flow_name)
+            if flow is None:
+                return None
+            expires = now + timedelta(seconds=flow.time_limit_seconds)
+            task.status = "leased"
+            task.worker_pk = worker.pk
+            task.leased_at = now
+            task.lease_expires_at = expires
+            return _claimed(task, loop, flow, now, expires)
+
+    def _next_query(self, worker: WorkerInfo, now: datetime) -> Any:
+        mine = aliased(Task)
+        query = (
+            select(Task)
+            .join(HumanLoop, HumanLoop.id == Task.loop_id)
+            .where(
+                Task.status == "available",
+                Task.team_name.in_(worker.teams),
+                HumanLoop.status == "InProgress",
+                HumanLoop.expires_at > now,
+                ~exists().where(
+                    mine.loop_id == Task.loop_id, mine.worker_pk == worker.pk
+                ),
+            )
+            .order_by(Task.id)
+            .limit(1)
+        )
+        if not self._ctx.db.is_sqlite:
+            query = query.with_for_update(of=Task, skip_locked=True)
+        return query
+
+    def answer(
+        self, worker: WorkerInfo, task_id: int, answer_content: Mapping[str, Any]
+    ) -> AnswerResult:
+        """Store the answer; the loop's last answer completes it and writes output.json."""
+        content = _answer_json(answer_content)
+        now = self._ctx.clock()
+        with self._ctx.db.write() as session:
+            task = session.scalar(
+                select(Task).where(Task.id == task_id).with_for_update()
+            )
+            if task is None:
+                raise NotFoundError(f"task {task_id} does not exist")
+            loop = session.scalar(
+                select(HumanLoop).where(HumanLoop.id == task.loop_id).with_for_update()
+            )
+            if loop is None:
+                raise NotFoundError(f"task {task_id} does not exist")
+            if task.status == "answered" and task.worker_pk == worker.pk:
+                return self._repeat(session, task, loop, worker, content)
+            _check_lease(task, loop, worker, now)
+            session.add(
+                Answer(
+                    loop_id=loop.id,
+                    task_id=task.id,
+                    worker_pk=worker.pk,
+                    answer_content=content,
+                    acceptance_time=task.leased_at or now,
+                    submission_time=now,
+                )
+            )
+            task.status = "answered"
+            loop.answer_count += 1
+            session.flush()
+            if loop.answer_count >= loop.task_count:
+                self._complete(session, loop)
+            logger.info(
+                "answer stored: loop %s, task %d, %d of %d",
+                loop.name,
+                task.id,
+                loop.answer_count,
+                loop.task_count,
+            )
+            return AnswerResult(
+                task.id, loop.name, loop.status, loop.answer_count, loop.task_count
+            )
+
+    @staticmethod
+    def _repeat(
+        session: Session, task: Task, loop: HumanLoop, worker: WorkerInfo, content: str
+    ) -> AnswerResult:
+        stored = session.scalar(
+            select(Answer.answer_content).where(
+                Answer.task_id == task.id, Answer.worker_pk == worker.pk
+            )
+        )
+        if stored is None or orjson.loads(stored) != orjson.loads(content):
+            raise ConflictError(
+                f"task {task.id} was already answered by this worker with a different answer"
+            )
+        return AnswerResult(
+            task.id, loop.name, loop.status, loop.answer_count, loop.task_count
+        )
+
+    def _complete(self, session: Session, loop: HumanLoop) -> None:
+        rows = session.execute(
+            select(Answer, Worker)
+            .join(Worker, Worker.id == Answer.worker_pk)
+            .where(Answer.loop_id == loop.id)
+            .order_by(Answer.id)
+        ).all()
+        answers = [
+            OutputAnswer(
+                answer_content=orjson.loads(a.answer_content),
+                acceptance_time=a.acceptance_time,
+                submission_time=a.submission_time,
+                worker_id=w.worker_id,
+                identity={
+                    "identityProviderType": "closedloop",
+                    "issuer": "closedloop",
+                    "sub": w.subject,
+                },
+            )
+            for a, w in rows
+        ]
+        flow_arn = self._loops.flow_arn(loop.flow_name)
+        document = output_document(flow_arn, loop.name, loop.input_content, answers)
+        self._ctx.objects.write_atomic(loop.output_uri, document)
+        self._loops.finish(session, loop, "Completed")
+
+    def release(self, worker: WorkerInfo, task_id: int) -> None:
+        """Give a leased task back to the queue for another worker."""
+        now = self._ctx.clock()
+        with self._ctx.db.write() as session:
+            task = session.scalar(
+                select(Task).where(Task.id == task_id).with_for_update()
+            )
+            if task is None:
+                raise NotFoundError(f"task {task_id} does not exist")
+            loop = session.get_one(HumanLoop, task.loop_id)
+            _check_lease(task, loop, worker, now, open_only=False)
+            task.status = "available" if loop.status == "InProgress" else "cancelled"
+            task.worker_pk = None
+            task.leased_at = None
+            task.lease_expires_at = None
+        logger.info("task released: loop %s, task %d", loop.name, task_id)
+
+
+def _check_lease(
+    task: Task,
+    loop: HumanLoop,
+    worker: WorkerInfo,
+    now: datetime,
+    *,
+    open_only: bool = True,
+) -> None:
+    if task.worker_pk != worker.pk or task.status != "leased":
+        raise LeaseLostError(
+            f"task {task.id} is not leased to you; claim a task with POST /api/v1/worker/tasks/next"
+        )
+    if task.lease_expires_at is not None and task.lease_expires_at <= now:
+        raise LeaseLostError(
+            f"the lease on task {task.id} expired at {task.lease_expires_at.isoformat()}; "
+            "the task went back to the queue"
+        )
+    if open_only and loop.status != "InProgress":
+        raise LeaseLostError(
+            f"human loop {loop.name!r} is {loop.status}; it takes no more answers"
+        )
+
+
+def _answer_json(answer_content: Mapping[str, Any]) -> str:
+    if not isinstance(answer_content, Mapping):
+        raise ValidationError(
+            f"answerContent must be a JSON object; got {type(answer_content).__name__}",
+            "answerContent",
+        )
+    content = orjson.dumps(dict(answer_content)).decode()
+    if len(content) > MAX_ANSWER_BYTES:
+        raise ValidationError(
+            f"answerContent must be at most {MAX_ANSWER_BYTES} bytes of JSON; got {len(content)}",
+            "answerContent",
+        )
+    return content
+
+
+def _claimed(
+    task: Task,
+    loop: HumanLoop,
+    flow: FlowDefinition,
+    leased_at: datetime,
+    expires: datetime,
+) -> ClaimedTask:
+    config = orjson.loads(flow.definition).get("HumanLoopConfig", {})
+    return ClaimedTask(
+        task_id=task.id,
+        human_loop_name=loop.name,
+        flow_definition_name=flow.name,
+        task_ui_name=flow.task_ui_name,
+        title=config.get("TaskTitle", ""),
+        description=config.get("TaskDescription", ""),
+        keywords=tuple(config.get("TaskKeywords", ())),
+        input_content=orjson.loads(loop.input_content),
+        leased_at=leased_at,
+        lease_expires_at=expires,
+    )

@@ -1,0 +1,64 @@
+"""One opened installation: settings, stores and every core service, wired together."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from closedloop.core.context import Context, utcnow
+from closedloop.core.events import Events
+from closedloop.core.flows import Flows
+from closedloop.core.keys import AccessKeys
+from closedloop.core.loops import Loops
+from closedloop.core.secrets import SecretBox
+from closedloop.core.tasks import Tasks
+from closedloop.core.taskuis import TaskUis
+from closedloop.core.workforce import Workforce
+from closedloop.settings import Settings
+from closedloop.store.db import Database
+from closedloop.store.objects import ObjectStore
+
+__all__ = ["Engine", "open_engine"]
+
+
+class Engine:
+    """The Python API of closedloop; the HTTP and CLI adapters sit on it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        migrate: bool = True,
+    ) -> None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        db = Database(
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+        )
+        if migrate:
+            db.migrate()
+        self.ctx = Context(
+            settings=settings,
+            db=db,
+            objects=ObjectStore(settings.resolved_storage_url),
+            secrets=SecretBox.load(settings.secret_key, settings.home),
+            clock=clock,
+        )
+        self.keys = AccessKeys(self.ctx)
+        self.workforce = Workforce(self.ctx)
+        self.task_uis = TaskUis(self.ctx)
+        self.flows = Flows(self.ctx, self.workforce, self.task_uis)
+        self.events = Events(self.ctx)
+        self.loops = Loops(self.ctx, self.flows, self.events)
+        self.tasks = Tasks(self.ctx, self.loops)
+
+    def close(self) -> None:
+        self.ctx.db.dispose()
+
+
+def open_engine(home: str | Path | None = None, **overrides: object) -> Engine:
+    """Open (and migrate) the installation at ``home`` or ``CLOSEDLOOP_HOME``."""
+    return Engine(Settings.from_env(None, home=home, **overrides))

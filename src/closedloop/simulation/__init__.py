@@ -1,0 +1,1 @@
+"""Scenarios and simulated reviewers that drive the real adapters (demo, benchmarks)."""

@@ -1,0 +1,89 @@
+"""The object store: ``s3://BUCKET/KEY`` names kept under any fsspec root."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import fsspec
+
+from closedloop.errors import StoreError, ValidationError
+
+__all__ = ["ObjectStore"]
+
+
+class ObjectStore:
+    """Maps object URIs onto a root folder or URL and writes objects atomically.
+
+    ``s3://bucket/a/b.json`` is kept at ``<root>/bucket/a/b.json``; the root is a
+    local folder by default, or any fsspec URL (``s3://``, ``memory://``, ...).
+    """
+
+    def __init__(self, root_url: str) -> None:
+        self.root_url = root_url
+        self._fs: Any
+        self._fs, self._root = fsspec.core.url_to_fs(root_url)
+        self._local = isinstance(self._fs, fsspec.implementations.local.LocalFileSystem)
+
+    def locate(self, uri: str) -> str:
+        """The path under the root where ``uri`` is kept."""
+        parts = urlsplit(uri)
+        if parts.scheme not in ("s3", "https") or not parts.netloc:
+            raise ValidationError(
+                f"object URI must look like s3://BUCKET/KEY; got {uri!r}", "S3Uri"
+            )
+        segments = [s for s in parts.path.split("/") if s]
+        if any(s in (".", "..") for s in segments) or parts.netloc in (".", ".."):
+            raise ValidationError(
+                f"object URI must not contain '.' or '..' segments; got {uri!r}",
+                "S3Uri",
+            )
+        return "/".join([self._root.rstrip("/"), parts.netloc, *segments])
+
+    def write_atomic(self, uri: str, data: bytes) -> None:
+        """Write ``data`` so that a reader sees the old object or the new, never a part."""
+        path = self.locate(uri)
+        try:
+            if self._local:
+                _write_local_atomic(Path(path), data)
+            else:
+                self._fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StoreError(
+                f"could not write {uri!r} to the object store: {exc}"
+            ) from exc
+
+    def read(self, uri: str) -> bytes:
+        """The bytes of an object; NotFound as a StoreError naming the URI."""
+        try:
+            data: bytes = self._fs.cat_file(self.locate(uri))
+        except (OSError, FileNotFoundError) as exc:
+            raise StoreError(
+                f"could not read {uri!r} from the object store: {exc}"
+            ) from exc
+        return data
+
+    def exists(self, uri: str) -> bool:
+        return bool(self._fs.exists(self.locate(uri)))
+
+
+def _write_local_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
