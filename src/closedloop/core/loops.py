@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from closedloop.core.output import output_uri
 from closedloop.core.paging import Page, PageRequest, finish, paginate
 from closedloop.errors import ConflictError, NotFoundError, ValidationError
 from closedloop.spec import validate_request
-from closedloop.store.models import Answer, FlowDefinition, HumanLoop, Task
+from closedloop.store.models import Answer, FlowDefinition, HumanLoop, HumanTaskUi, Task
 
 __all__ = [
     "FINISHED",
@@ -29,6 +29,7 @@ __all__ = [
     "Loops",
     "StartResult",
     "SweepReport",
+    "TemplateCheck",
     "return_lapsed_leases",
 ]
 
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 LOOP_ARN_PREFIX = "human-loop/"
 FINISHED = ("Completed", "Failed", "Stopped")
 OPEN = ("InProgress", "Stopping")
+
+# Renders a task UI template with a loop's input; returns why it failed, or None.
+TemplateCheck = Callable[[str, dict[str, Any]], str | None]
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,17 @@ class SweepReport:
 class Loops:
     """The lifecycle of human loops, as A2I's runtime API exposes it."""
 
-    def __init__(self, ctx: Context, flows: Flows, events: Events) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        flows: Flows,
+        events: Events,
+        check_template: TemplateCheck | None = None,
+    ) -> None:
         self._ctx = ctx
         self._flows = flows
         self._events = events
+        self._check_template = check_template
 
     def arn(self, name: str) -> str:
         return self._ctx.settings.arn(LOOP_ARN_PREFIX + name)
@@ -126,6 +137,7 @@ class Loops:
                 digest,
                 request.get("DataAttributes"),
             )
+            self._fail_if_unrenderable(session, flow, loop)
         logger.info(
             "human loop started: %s (flow %s, TaskCount %d)",
             name,
@@ -133,6 +145,28 @@ class Loops:
             loop.task_count,
         )
         return StartResult(self._info(loop), created=True)
+
+    def _fail_if_unrenderable(
+        self, session: Session, flow: FlowDefinition, loop: HumanLoop
+    ) -> None:
+        """A loop whose task UI cannot render for its input fails at once, as in A2I."""
+        if self._check_template is None or flow.task_ui_name is None:
+            return
+        template = session.get(HumanTaskUi, flow.task_ui_name)
+        if template is None:
+            return
+        problem = self._check_template(
+            template.content, orjson.loads(loop.input_content)
+        )
+        if problem is not None:
+            self._cancel_tasks(session, loop)
+            self.finish(
+                session,
+                loop,
+                "Failed",
+                "ValidationError",
+                f"the task UI could not be rendered: {problem}",
+            )
 
     def _same_loop(self, existing: HumanLoop, digest: str) -> LoopInfo:
         if existing.input_sha256 != digest:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,12 +22,22 @@ from closedloop.errors import (
     NotFoundError,
     ValidationError,
 )
-from closedloop.store.models import Answer, FlowDefinition, HumanLoop, Task, Worker
+from closedloop.store.models import (
+    Answer,
+    FlowDefinition,
+    HumanLoop,
+    HumanTaskUi,
+    Task,
+    Worker,
+)
 
-__all__ = ["MAX_ANSWER_BYTES", "AnswerResult", "ClaimedTask", "Tasks"]
+__all__ = ["MAX_ANSWER_BYTES", "AnswerCheck", "AnswerResult", "ClaimedTask", "Tasks"]
 
 logger = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 1_048_576
+
+# Checks an answer against a task UI template and the loop's input; raises ValidationError.
+AnswerCheck = Callable[[str, dict[str, Any], dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -58,9 +68,12 @@ class AnswerResult:
 class Tasks:
     """The worker's side of a loop; safe under many concurrent claimers."""
 
-    def __init__(self, ctx: Context, loops: Loops) -> None:
+    def __init__(
+        self, ctx: Context, loops: Loops, check_answer: AnswerCheck | None = None
+    ) -> None:
         self._ctx = ctx
         self._loops = loops
+        self._check_answer = check_answer
 
     def claim_next(self, worker: WorkerInfo) -> ClaimedTask | None:
         """Lease the oldest available task of the worker's teams, or None."""
@@ -124,6 +137,7 @@ class Tasks:
             if task.status == "answered" and task.worker_pk == worker.pk:
                 return self._repeat(session, task, loop, worker, content)
             _check_lease(task, loop, worker, now)
+            self._validate(session, loop, answer_content)
             session.add(
                 Answer(
                     loop_id=loop.id,
@@ -148,6 +162,23 @@ class Tasks:
             )
             return AnswerResult(
                 task.id, loop.name, loop.status, loop.answer_count, loop.task_count
+            )
+
+    def _validate(
+        self, session: Session, loop: HumanLoop, answer_content: Mapping[str, Any]
+    ) -> None:
+        """Check the answer against the fields and labels of the loop's task UI."""
+        if self._check_answer is None:
+            return
+        flow = session.get(FlowDefinition, loop.flow_name)
+        template = (
+            session.get(HumanTaskUi, flow.task_ui_name)
+            if flow and flow.task_ui_name
+            else None
+        )
+        if template is not None:
+            self._check_answer(
+                template.content, orjson.loads(loop.input_content), dict(answer_content)
             )
 
     @staticmethod
