@@ -15,6 +15,7 @@ from closedloop.core.secrets import SecretBox
 from closedloop.core.tasks import Tasks
 from closedloop.core.taskuis import TaskUis
 from closedloop.core.workforce import Workforce
+from closedloop.datasets import Datasets
 from closedloop.settings import Settings
 from closedloop.store.db import Database
 from closedloop.store.objects import ObjectStore
@@ -54,6 +55,7 @@ class Engine:
         self.events = Events(self.ctx)
         self.loops = Loops(self.ctx, self.flows, self.events)
         self.tasks = Tasks(self.ctx, self.loops)
+        self.datasets = Datasets(self.ctx)
 
     def close(self) -> None:
         self.ctx.db.dispose()

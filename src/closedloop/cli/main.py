@@ -10,6 +10,7 @@ import typer
 
 from closedloop import __version__
 from closedloop.cli.common import emit, run, state
+from closedloop.cli.data import data_app
 from closedloop.engine import Engine
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(workers_app, name="workers")
 app.add_typer(teams_app, name="teams")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(data_app, name="data")
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON object for scripts.")

@@ -66,6 +66,24 @@ class ObjectStore:
             ) from exc
         return data
 
+    def list_prefix(self, prefix: str) -> list[str]:
+        """URIs of every object whose URI starts with ``prefix`` (a folder-like prefix)."""
+        parts = urlsplit(prefix)
+        root = self.locate(f"{parts.scheme}://{parts.netloc}/probe").rsplit("/", 1)[0]
+        folder = self.locate(prefix.rstrip("/") + "/probe").rsplit("/", 1)[0]
+        try:
+            paths = self._fs.find(folder) if self._fs.exists(folder) else []
+        except OSError as exc:
+            raise StoreError(
+                f"could not list {prefix!r} in the object store: {exc}"
+            ) from exc
+        base = f"{parts.scheme}://{parts.netloc}"
+        return [
+            base + str(p)[len(root) :]
+            for p in paths
+            if not str(p).rsplit("/", 1)[-1].startswith(".")
+        ]
+
     def exists(self, uri: str) -> bool:
         return bool(self._fs.exists(self.locate(uri)))
 
