@@ -11,6 +11,7 @@ import typer
 from closedloop import __version__
 from closedloop.cli.common import emit, run, state
 from closedloop.cli.data import data_app
+from closedloop.cli.feedback import feedback_app
 from closedloop.engine import Engine
 
 __all__ = ["app", "main"]
@@ -32,6 +33,7 @@ app.add_typer(workers_app, name="workers")
 app.add_typer(teams_app, name="teams")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(data_app, name="data")
+app.add_typer(feedback_app, name="feedback")
 
 JsonFlag = Annotated[
     bool, typer.Option("--json", help="Print one JSON object for scripts.")
