@@ -13,7 +13,10 @@ from typer.testing import CliRunner
 from closedloop.cli.main import app
 from closedloop.engine import Engine
 
-TEMPLATE = "<crowd-form><crowd-classifier name='category' categories=\"['fraud', 'ok']\"></crowd-classifier></crowd-form>"
+TEMPLATE = (
+    "<crowd-form><crowd-classifier name='category' "
+    "categories=\"['fraud', 'ok']\"></crowd-classifier></crowd-form>"
+)
 
 
 def _complete_loops(engine: Engine, answers: dict[str, list[str]]) -> str:
