@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from closedloop import __version__
 from closedloop.api.a2i import a2i_router
 from closedloop.api.aws import AwsAuth
+from closedloop.api.metrics import metrics_router
 from closedloop.api.native import json_response, native_error
 from closedloop.api.sagemaker import sagemaker_router
 from closedloop.api.worker import worker_router
@@ -80,6 +81,7 @@ def create_app(engine: Engine, *, sweep: bool = True) -> FastAPI:
     app.include_router(a2i_router(engine, auth))
     app.include_router(sagemaker_router(engine, auth))
     app.include_router(worker_router(engine))
+    app.include_router(metrics_router(engine))
 
     @app.get("/healthz")
     def healthz() -> Response:
