@@ -40,6 +40,7 @@ def worker_router(engine: Engine) -> APIRouter:
 
     @router.post("/tasks/{task_id}/answer")
     async def answer(request: Request, task_id: int) -> Response:
+        worker = await run_in_threadpool(current_worker, request)
         body = json_body(await read_body(request))
         content = body.get("answerContent")
         if not isinstance(content, dict):
@@ -53,7 +54,6 @@ def worker_router(engine: Engine) -> APIRouter:
                 f"Unknown field {sorted(unknown)[0]!r} in the answer; allowed: answerContent",
                 sorted(unknown)[0],
             )
-        worker = await run_in_threadpool(current_worker, request)
         result = await run_in_threadpool(engine.tasks.answer, worker, task_id, content)
         return json_response(
             {

@@ -115,7 +115,7 @@ class Flows:
         _check_durations(availability, time_limit)
         self._check_conditions(request)
         output_path = request["OutputConfig"]["S3OutputPath"]
-        self._ctx.objects.locate(output_path.rstrip("/") + "/probe")
+        self._ctx.objects.locate(output_path, "OutputConfig.S3OutputPath")
         with self._ctx.db.write() as session:
             if not self._workforce.team_exists(session, team):
                 raise ValidationError(

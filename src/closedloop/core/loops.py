@@ -16,11 +16,18 @@ from sqlalchemy.orm import Session
 from closedloop.core.context import Context
 from closedloop.core.events import Events
 from closedloop.core.flows import Flows
-from closedloop.core.output import output_uri
+from closedloop.core.output import OutputAnswer, output_document, output_uri
 from closedloop.core.paging import Page, PageRequest, finish, paginate
 from closedloop.errors import ConflictError, NotFoundError, ValidationError
 from closedloop.spec import validate_request
-from closedloop.store.models import Answer, FlowDefinition, HumanLoop, HumanTaskUi, Task
+from closedloop.store.models import (
+    Answer,
+    FlowDefinition,
+    HumanLoop,
+    HumanTaskUi,
+    Task,
+    Worker,
+)
 
 __all__ = [
     "FINISHED",
@@ -69,6 +76,7 @@ class SweepReport:
     expired: int
     leases_returned: int
     stopped: int
+    published: int = 0
 
 
 class Loops:
@@ -309,6 +317,50 @@ class Loops:
             .values(status="cancelled")
         )
 
+    def publish_output(self, loop_id: int) -> None:
+        """Write a Completed loop's output.json from the store, then record the Completed event.
+
+        Runs after the completing answer is committed, so a file is never
+        published for an answer the store does not hold. If the process dies in
+        between, :meth:`sweep` publishes it: the answers are all in the store.
+        """
+        with self._ctx.db.read() as session:
+            loop = session.get(HumanLoop, loop_id)
+            if loop is None or loop.status != "Completed" or loop.output_written:
+                return
+            document = output_document(
+                self.flow_arn(loop.flow_name),
+                loop.name,
+                loop.input_content,
+                _output_answers(session, loop.id),
+            )
+            uri = loop.output_uri
+        self._ctx.objects.write_atomic(uri, document)
+        with self._ctx.db.write() as session:
+            loop = session.scalar(
+                select(HumanLoop).where(HumanLoop.id == loop_id).with_for_update()
+            )
+            if loop is None or loop.output_written:
+                return
+            loop.output_written = True
+            self._events.record_status_change(
+                session, loop, self.flow_arn(loop.flow_name), self.arn(loop.name)
+            )
+
+    def publish_pending(self, limit: int = 500) -> int:
+        """Publish Completed loops whose output.json was not written (the writer died)."""
+        with self._ctx.db.read() as session:
+            pending = session.scalars(
+                select(HumanLoop.id)
+                .where(
+                    HumanLoop.status == "Completed", HumanLoop.output_written.is_(False)
+                )
+                .limit(limit)
+            ).all()
+        for loop_id in pending:
+            self.publish_output(loop_id)
+        return len(pending)
+
     def sweep(self) -> SweepReport:
         """Expire loops past their availability, return lapsed leases, finish stopping loops."""
         now = self._ctx.clock()
@@ -334,7 +386,8 @@ class Loops:
             for loop in stopping:
                 self._finish_stopping(session, loop)
             stopped = sum(1 for loop in stopping if loop.status == "Stopped")
-        return SweepReport(len(expired), returned, stopped)
+        published = self.publish_pending()
+        return SweepReport(len(expired), returned, stopped, published)
 
     def _row(self, session: Session, name: str, *, lock: bool = False) -> HumanLoop:
         query = select(HumanLoop).where(HumanLoop.name == name)
@@ -358,6 +411,29 @@ class Loops:
             task_count=loop.task_count,
             answer_count=loop.answer_count,
         )
+
+
+def _output_answers(session: Session, loop_id: int) -> list[OutputAnswer]:
+    rows = session.execute(
+        select(Answer, Worker)
+        .join(Worker, Worker.id == Answer.worker_pk)
+        .where(Answer.loop_id == loop_id)
+        .order_by(Answer.id)
+    ).all()
+    return [
+        OutputAnswer(
+            answer_content=orjson.loads(answer.answer_content),
+            acceptance_time=answer.acceptance_time,
+            submission_time=answer.submission_time,
+            worker_id=worker.worker_id,
+            identity={
+                "identityProviderType": "closedloop",
+                "issuer": "closedloop",
+                "sub": worker.subject,
+            },
+        )
+        for answer, worker in rows
+    ]
 
 
 def return_lapsed_leases(session: Session, now: datetime) -> int:

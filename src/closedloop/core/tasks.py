@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session, aliased
 
 from closedloop.core.context import Context
 from closedloop.core.loops import Loops, return_lapsed_leases
-from closedloop.core.output import OutputAnswer, output_document
 from closedloop.core.workforce import WorkerInfo
 from closedloop.errors import (
     ConflictError,
@@ -81,6 +80,12 @@ class Tasks:
             return None
         now = self._ctx.clock()
         with self._ctx.db.write() as session:
+            if not self._ctx.db.is_sqlite:
+                # Claims by one worker queue behind each other, so two at once can
+                # never both pass the "no task of this loop yet" check.
+                session.execute(
+                    select(Worker.id).where(Worker.id == worker.pk).with_for_update()
+                )
             return_lapsed_leases(session, now)
             task = session.scalar(self._next_query(worker, now))
             if task is None:
@@ -152,7 +157,8 @@ class Tasks:
             loop.answer_count += 1
             session.flush()
             if loop.answer_count >= loop.task_count:
-                self._complete(session, loop)
+                loop.status = "Completed"
+                loop.ended_at = now
             logger.info(
                 "answer stored: loop %s, task %d, %d of %d",
                 loop.name,
@@ -160,9 +166,12 @@ class Tasks:
                 loop.answer_count,
                 loop.task_count,
             )
-            return AnswerResult(
+            result = AnswerResult(
                 task.id, loop.name, loop.status, loop.answer_count, loop.task_count
             )
+        if result.loop_status == "Completed":
+            self._loops.publish_output(loop.id)
+        return result
 
     def _validate(
         self, session: Session, loop: HumanLoop, answer_content: Mapping[str, Any]
@@ -197,32 +206,6 @@ class Tasks:
         return AnswerResult(
             task.id, loop.name, loop.status, loop.answer_count, loop.task_count
         )
-
-    def _complete(self, session: Session, loop: HumanLoop) -> None:
-        rows = session.execute(
-            select(Answer, Worker)
-            .join(Worker, Worker.id == Answer.worker_pk)
-            .where(Answer.loop_id == loop.id)
-            .order_by(Answer.id)
-        ).all()
-        answers = [
-            OutputAnswer(
-                answer_content=orjson.loads(a.answer_content),
-                acceptance_time=a.acceptance_time,
-                submission_time=a.submission_time,
-                worker_id=w.worker_id,
-                identity={
-                    "identityProviderType": "closedloop",
-                    "issuer": "closedloop",
-                    "sub": w.subject,
-                },
-            )
-            for a, w in rows
-        ]
-        flow_arn = self._loops.flow_arn(loop.flow_name)
-        document = output_document(flow_arn, loop.name, loop.input_content, answers)
-        self._ctx.objects.write_atomic(loop.output_uri, document)
-        self._loops.finish(session, loop, "Completed")
 
     def release(self, worker: WorkerInfo, task_id: int) -> None:
         """Give a leased task back to the queue for another worker."""

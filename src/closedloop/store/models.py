@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -167,9 +168,18 @@ class HumanLoop(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     output_uri: Mapped[str] = mapped_column(String(2048))
+    output_written: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     __table_args__ = (
         Index("ix_human_loops_flow_created", "flow_name", "created_at", "id"),
+        Index(
+            "ix_human_loops_unpublished",
+            "id",
+            sqlite_where=text("status = 'Completed' AND NOT output_written"),
+            postgresql_where=text("status = 'Completed' AND NOT output_written"),
+        ),
         Index(
             "ix_human_loops_open_expiry",
             "expires_at",

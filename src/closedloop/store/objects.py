@@ -28,18 +28,17 @@ class ObjectStore:
         self._fs, self._root = fsspec.core.url_to_fs(root_url)
         self._local = isinstance(self._fs, fsspec.implementations.local.LocalFileSystem)
 
-    def locate(self, uri: str) -> str:
-        """The path under the root where ``uri`` is kept."""
+    def locate(self, uri: str, field: str = "S3Uri") -> str:
+        """The path under the root where ``uri`` (or a prefix) is kept; ``field`` names it in errors."""
         parts = urlsplit(uri)
         if parts.scheme not in ("s3", "https") or not parts.netloc:
             raise ValidationError(
-                f"object URI must look like s3://BUCKET/KEY; got {uri!r}", "S3Uri"
+                f"{field} must look like s3://BUCKET/KEY; got {uri!r}", field
             )
         segments = [s for s in parts.path.split("/") if s]
         if any(s in (".", "..") for s in segments) or parts.netloc in (".", ".."):
             raise ValidationError(
-                f"object URI must not contain '.' or '..' segments; got {uri!r}",
-                "S3Uri",
+                f"{field} must not contain '.' or '..' segments; got {uri!r}", field
             )
         return "/".join([self._root.rstrip("/"), parts.netloc, *segments])
 
@@ -69,8 +68,8 @@ class ObjectStore:
     def list_prefix(self, prefix: str) -> list[str]:
         """URIs of every object whose URI starts with ``prefix`` (a folder-like prefix)."""
         parts = urlsplit(prefix)
-        root = self.locate(f"{parts.scheme}://{parts.netloc}/probe").rsplit("/", 1)[0]
-        folder = self.locate(prefix.rstrip("/") + "/probe").rsplit("/", 1)[0]
+        root = self.locate(f"{parts.scheme}://{parts.netloc}")
+        folder = self.locate(prefix)
         try:
             paths = self._fs.find(folder) if self._fs.exists(folder) else []
         except OSError as exc:

@@ -172,10 +172,20 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("output_uri", sa.String(length=2048), nullable=False),
+        sa.Column(
+            "output_written", sa.Boolean(), server_default=sa.false(), nullable=False
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_human_loops")),
         sa.UniqueConstraint("name", name=op.f("uq_human_loops_name")),
     )
     with op.batch_alter_table("human_loops", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_human_loops_unpublished",
+            ["id"],
+            unique=False,
+            sqlite_where=sa.text("status = 'Completed' AND NOT output_written"),
+            postgresql_where=sa.text("status = 'Completed' AND NOT output_written"),
+        )
         batch_op.create_index(
             "ix_human_loops_flow_created",
             ["flow_name", "created_at", "id"],

@@ -1,0 +1,202 @@
+"""A loop's lifecycle through the Python API, with a clock the test moves: expiry, leases, stop."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from closedloop.core.paging import PageRequest
+from closedloop.core.workforce import WorkerInfo
+from closedloop.engine import Engine
+from closedloop.errors import ConflictError, LeaseLostError, ValidationError
+from closedloop.settings import Settings
+
+START = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+
+class Clock:
+    """A frozen UTC clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def engine(settings: Settings, clock: Clock) -> Iterator[Engine]:
+    engine = Engine(settings, clock=clock)
+    yield engine
+    engine.close()
+
+
+def _flow(engine: Engine, task_count: int = 1, **config: int) -> str:
+    engine.workforce.create_team("reviewers")
+    ui = engine.task_uis.create(
+        "ui", '<crowd-form><crowd-checkbox name="ok"></crowd-checkbox></crowd-form>'
+    )
+    request = {
+        "FlowDefinitionName": "review",
+        "RoleArn": "arn:aws:iam::000000000000:role/closedloop",
+        "OutputConfig": {"S3OutputPath": "s3://reviews/out"},
+        "HumanLoopConfig": {
+            "WorkteamArn": engine.workforce.team_arn("reviewers"),
+            "HumanTaskUiArn": ui.arn,
+            "TaskTitle": "Review",
+            "TaskDescription": "Review the item",
+            "TaskCount": task_count,
+            **config,
+        },
+    }
+    return engine.flows.create(request).arn
+
+
+def _worker(engine: Engine, name: str) -> WorkerInfo:
+    return engine.workforce.create_worker(name, ["reviewers"])
+
+
+def _statuses(engine: Engine) -> list[str]:
+    return [e["detail"]["humanLoopStatus"] for e in engine.events.list_events()]
+
+
+def test_loop_expires_exactly_when_its_availability_lifetime_passes(
+    engine: Engine, clock: Clock
+) -> None:
+    flow = _flow(engine, TaskAvailabilityLifetimeInSeconds=3600)
+    alice = _worker(engine, "alice")
+    engine.loops.start("item-1", flow, '{"x": 1}')
+    clock.advance(3599)
+    assert engine.loops.sweep().expired == 0
+
+    clock.advance(1)
+    assert engine.tasks.claim_next(alice) is None  # unclaimable before the sweep too
+    report = engine.loops.sweep()
+
+    loop = engine.loops.describe("item-1")
+    assert report.expired == 1
+    assert (loop.status, loop.failure_code) == ("Failed", "Expired")
+    assert _statuses(engine) == ["Failed"]
+    assert engine.loops.sweep().expired == 0
+
+
+def test_lapsed_lease_returns_the_task_to_another_worker(
+    engine: Engine, clock: Clock
+) -> None:
+    flow = _flow(engine, TaskTimeLimitInSeconds=120)
+    alice, bob = _worker(engine, "alice"), _worker(engine, "bob")
+    engine.loops.start("item-1", flow, '{"x": 1}')
+    task = engine.tasks.claim_next(alice)
+    assert task is not None
+    assert task.lease_expires_at == START + timedelta(seconds=120)
+    clock.advance(119)
+    assert engine.tasks.claim_next(bob) is None
+
+    clock.advance(1)
+    assert engine.loops.sweep().leases_returned == 1
+
+    again = engine.tasks.claim_next(bob)
+    assert again is not None and again.task_id == task.task_id
+    with pytest.raises(LeaseLostError):
+        engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+    assert engine.tasks.answer(bob, task.task_id, {"ok": {"on": True}}).loop_status == (
+        "Completed"
+    )
+
+
+def test_stop_with_a_held_lease_is_stopping_until_the_lease_lapses(
+    engine: Engine, clock: Clock
+) -> None:
+    flow = _flow(engine, task_count=2, TaskTimeLimitInSeconds=60)
+    alice, bob = _worker(engine, "alice"), _worker(engine, "bob")
+    engine.loops.start("item-1", flow, '{"x": 1}')
+    task = engine.tasks.claim_next(alice)
+    assert task is not None
+
+    assert engine.loops.stop("item-1").status == "Stopping"
+
+    assert engine.tasks.claim_next(bob) is None
+    assert engine.loops.stop("item-1").status == "Stopping"
+    with pytest.raises(ValidationError):
+        engine.loops.delete("item-1")
+    with pytest.raises(LeaseLostError):
+        engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+    assert engine.loops.sweep().stopped == 0
+    clock.advance(60)
+    assert engine.loops.sweep().stopped == 1
+    assert engine.loops.describe("item-1").status == "Stopped"
+    assert _statuses(engine) == ["Stopped"]
+    engine.loops.delete("item-1")
+
+
+def test_stop_without_leases_is_stopped_at_once(engine: Engine) -> None:
+    flow = _flow(engine)
+    alice = _worker(engine, "alice")
+    engine.loops.start("item-1", flow, '{"x": 1}')
+
+    assert engine.loops.stop("item-1").status == "Stopped"
+
+    assert engine.tasks.claim_next(alice) is None
+    assert _statuses(engine) == ["Stopped"]
+
+
+def test_only_finished_loops_can_be_deleted(engine: Engine) -> None:
+    flow = _flow(engine)
+    alice = _worker(engine, "alice")
+    for name in ("done", "failed", "open"):
+        engine.loops.start(name, flow, json.dumps({"name": name}))
+    task = engine.tasks.claim_next(alice)
+    assert task is not None and task.human_loop_name == "done"
+    engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+    engine.loops.fail("failed", "ValidationError", "the task UI did not render")
+
+    with pytest.raises(ValidationError, match="only Completed, Failed and Stopped"):
+        engine.loops.delete("open")
+    with pytest.raises(ConflictError):
+        engine.loops.fail("failed", "Again", "twice")
+    engine.loops.delete("done")
+    engine.loops.delete("failed")
+
+    assert [loop.name for loop in engine.loops.list(flow, PageRequest()).rows] == [
+        "open"
+    ]
+
+
+def test_start_is_idempotent_and_a_deleted_name_can_be_reused(engine: Engine) -> None:
+    flow = _flow(engine)
+    first = engine.loops.start("item-1", flow, '{"x": 1}')
+    again = engine.loops.start("item-1", flow, '{"x": 1}')
+    assert (first.created, again.created) == (True, False)
+    with pytest.raises(ConflictError):
+        engine.loops.start("item-1", flow, '{"x": 2}')
+    engine.loops.stop("item-1")
+    engine.loops.delete("item-1")
+
+    reused = engine.loops.start("item-1", flow, '{"x": 2}')
+
+    assert reused.created
+    assert reused.loop.input_content == '{"x": 2}'
+
+
+def test_loop_of_a_deleted_flow_stays_readable(engine: Engine) -> None:
+    flow = _flow(engine)
+    engine.loops.start("item-1", flow, '{"x": 1}')
+    engine.loops.stop("item-1")
+
+    engine.flows.delete("review")
+
+    loop = engine.loops.describe("item-1")
+    assert (loop.status, loop.flow_arn) == ("Stopped", flow)
+    with pytest.raises(ValidationError, match="FlowDefinitionArn"):
+        engine.loops.start("item-2", flow, '{"x": 1}')
