@@ -1,0 +1,165 @@
+"""Render A2I task UI templates (Liquid plus crowd HTML elements) into a sandboxed page.
+
+A template sees the loop's input as ``task.input``. Output is HTML-escaped unless
+the template says ``skip_autoescape``; ``to_json``, ``escape``, ``escape_once`` and
+``grant_read_access`` work as in A2I.
+
+The page a worker sees is a complete HTML document meant for an iframe with
+``sandbox="allow-scripts allow-forms"`` (never ``allow-same-origin``), served
+with the Content-Security-Policy ``task_frame_csp(nonce)`` gives: scripts only
+from closedloop or with the nonce, no fetch/XHR/WebSocket (no ``connect-src``),
+images and media from closedloop only, and a CSP ``sandbox`` so the page stays
+sandboxed even when opened on its own. Only
+closedloop's own crowd-elements.js carries the nonce (the ``<script>`` loading
+AWS's element library from assets.crowd.aws is dropped); an inline ``<script>``
+written in a template runs only when the page is rendered with
+``template_scripts=True`` (never one with ``src``, never one that came from the
+input through ``skip_autoescape``), and then still inside the sandbox: an opaque origin with no cookies, no storage of
+the host and no network access (no ``connect-src``).
+
+Frame protocol (``FRAME_PROTOCOL``): the frame talks to its host only with
+``window.parent.postMessage(message, "*")``; the frame's origin is ``"null"``, so
+the host must check ``event.source === iframe.contentWindow``.
+
+* frame to host, on submit: ``{"type": "closedloop:submit", "answerContent": {...}}``
+  where answerContent has the shape A2I writes for each crowd element;
+* frame to host, on skip (the S key or a ``crowd-button form-action="skip"``):
+  ``{"type": "closedloop:skip"}``;
+* host to frame: ``{"type": "closedloop:focus"}`` moves the keyboard focus to the
+  first field of the form, so number keys, Enter and S work at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from liquid import Environment
+from liquid.exceptions import LiquidError
+from markupsafe import escape
+
+from closedloop.errors import ValidationError
+from closedloop.templates.filters import object_urls, register_filters
+
+__all__ = [
+    "AWS_ELEMENTS_SCRIPT",
+    "FRAME_PROTOCOL",
+    "check_renders",
+    "render_task_page",
+    "render_task_ui",
+    "static_dir",
+    "task_frame_csp",
+]
+
+FRAME_PROTOCOL: dict[str, str] = {
+    "submit": "closedloop:submit",
+    "skip": "closedloop:skip",
+    "focus": "closedloop:focus",
+}
+_NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
+# Inline scripts only: a template's <script src=...> never gets the nonce.
+_INLINE_SCRIPT_TAG = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])", re.IGNORECASE)
+# AWS's own element library, which A2I templates load; closedloop brings its own.
+AWS_ELEMENTS_SCRIPT = re.compile(
+    r"<script[^>]*\bsrc\s*=\s*[\"']?https://assets\.crowd\.aws/[^>]*>\s*</script>",
+    re.IGNORECASE,
+)
+
+
+class _TaskUiEnvironment(Environment):
+    """Liquid as A2I runs it, with limits so one template cannot exhaust the server."""
+
+    loop_iteration_limit: ClassVar[int | None] = 100_000
+    output_stream_limit: ClassVar[int | None] = 5_000_000
+
+
+_ENVIRONMENT = _TaskUiEnvironment(autoescape=True, strict_filters=True)
+register_filters(_ENVIRONMENT)
+
+
+def static_dir() -> Path:
+    """The folder holding crowd-elements.js and crowd-elements.css."""
+    return Path(__file__).resolve().parent / "static"
+
+
+def render_task_ui(
+    template: str,
+    input_content: Mapping[str, Any],
+    *,
+    object_url: Callable[[str], str] | None = None,
+) -> str:
+    """The rendered template body; ValidationError names the line and the problem."""
+    try:
+        parsed = _ENVIRONMENT.from_string(template)
+        with object_urls(object_url):
+            return parsed.render(task={"input": dict(input_content)})
+    except LiquidError as exc:
+        raise ValidationError(_describe(exc), "UiTemplate") from exc
+    except ValidationError as exc:
+        raise ValidationError(f"task UI template: {exc.message}", "UiTemplate") from exc
+
+
+def _describe(exc: LiquidError) -> str:
+    where = exc.context()
+    message = str(exc.message)
+    if where is None:
+        return f"task UI template: {message}"
+    line, column = where[0], where[1] + 1
+    return f"task UI template line {line}, column {column}: {message}"
+
+
+def check_renders(template: str, input_content: dict[str, Any]) -> str | None:
+    """The engine's TemplateCheck: why the template cannot render this input, or None."""
+    try:
+        render_task_ui(template, input_content)
+    except ValidationError as exc:
+        return exc.message
+    return None
+
+
+def task_frame_csp(nonce: str) -> str:
+    """The Content-Security-Policy header to serve a task page rendered with ``nonce``."""
+    _check_nonce(nonce)
+    return (
+        "default-src 'none'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        "style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self' data:; "
+        "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
+        "sandbox allow-scripts allow-forms"
+    )
+
+
+def _check_nonce(nonce: str) -> None:
+    if not _NONCE.fullmatch(nonce):
+        raise ValueError(f"nonce must be 8-128 base64 characters; got {nonce!r}")
+
+
+def render_task_page(
+    template: str,
+    input_content: Mapping[str, Any],
+    *,
+    static_prefix: str,
+    object_url: Callable[[str], str] | None = None,
+    nonce: str,
+    template_scripts: bool = False,
+) -> str:
+    """A complete HTML document for the sandboxed task frame (see the module docstring)."""
+    _check_nonce(nonce)
+    template = AWS_ELEMENTS_SCRIPT.sub("", template)
+    if template_scripts:
+        template = _INLINE_SCRIPT_TAG.sub(f'<script nonce="{nonce}"', template)
+    body = render_task_ui(template, input_content, object_url=object_url)
+    prefix = escape(static_prefix.rstrip("/"))
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        "<title>Task</title>\n"
+        f'<link rel="stylesheet" href="{prefix}/crowd-elements.css">\n'
+        f'<script src="{prefix}/crowd-elements.js" nonce="{nonce}" defer></script>\n'
+        '</head>\n<body class="cl-task">\n'
+        f"{body}\n</body>\n</html>\n"
+    )
