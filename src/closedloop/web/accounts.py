@@ -1,0 +1,214 @@
+"""Passwords of workers and operators: argon2 hashes, sign-in checks and lockout."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from closedloop.core.context import Context
+from closedloop.errors import (
+    AuthenticationError,
+    ClosedloopError,
+    ConflictError,
+    NotFoundError,
+    ValidationError,
+)
+from closedloop.store.models import Worker
+from closedloop.store.models_web import LoginAttempt, Operator, WebSession
+
+__all__ = [
+    "LOCKOUT_FAILURES",
+    "LOCKOUT_WINDOW",
+    "MIN_PASSWORD_LENGTH",
+    "Accounts",
+    "Principal",
+    "TooManyAttemptsError",
+    "check_password_rule",
+]
+
+logger = logging.getLogger(__name__)
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024
+LOCKOUT_FAILURES = 5
+LOCKOUT_WINDOW = timedelta(minutes=15)
+REALMS = ("review", "admin")
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash("closedloop-no-such-user")
+
+
+class TooManyAttemptsError(ClosedloopError):
+    """Too many failed sign-ins for one username inside the lockout window."""
+
+    status = 429
+    aws_code = "ThrottlingException"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a session belongs to: a worker (realm review) or an operator (realm admin)."""
+
+    realm: str
+    id: int
+    name: str
+
+
+def check_password_rule(password: str) -> None:
+    """Refuse passwords that are too short or absurdly long; never echoes the password."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters; got {len(password)}",
+            "password",
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"password must be at most {MAX_PASSWORD_LENGTH} characters; got {len(password)}",
+            "password",
+        )
+
+
+class Accounts:
+    """Sets passwords, creates operators and checks sign-ins against the lockout rule."""
+
+    def __init__(self, ctx: Context, hasher: PasswordHasher | None = None) -> None:
+        self._ctx = ctx
+        self._hasher = hasher or _hasher
+
+    def create_operator(self, name: str, password: str) -> None:
+        _check_name(name)
+        check_password_rule(password)
+        digest = self._hasher.hash(password)
+        try:
+            with self._ctx.db.write() as session:
+                if session.scalar(select(Operator).where(Operator.name == name)):
+                    raise ConflictError(f"operator {name!r} already exists")
+                session.add(
+                    Operator(
+                        name=name, password_hash=digest, created_at=self._ctx.clock()
+                    )
+                )
+        except IntegrityError as exc:
+            raise ConflictError(f"operator {name!r} already exists") from exc
+        logger.info("operator created: %s", name)
+
+    def set_worker_password(self, name: str, password: str) -> None:
+        check_password_rule(password)
+        digest = self._hasher.hash(password)
+        with self._ctx.db.write() as session:
+            worker = session.scalar(select(Worker).where(Worker.name == name))
+            if worker is None:
+                raise NotFoundError(f"no worker named {name!r}")
+            worker.password_hash = digest
+            session.execute(
+                delete(WebSession).where(
+                    WebSession.realm == "review", WebSession.principal_id == worker.id
+                )
+            )
+        logger.info("worker password set: %s", name)
+
+    def sign_in(self, realm: str, username: str, password: str) -> Principal:
+        """The principal for a correct password; raises after too many failures."""
+        username = username.strip()[:128]
+        self._refuse_if_locked(realm, username)
+        found = self._lookup(realm, username)
+        stored = found[1] if found else _DUMMY_HASH
+        ok = _verify(stored, password[:MAX_PASSWORD_LENGTH]) and found is not None
+        self._record(realm, username, ok)
+        if not ok or found is None:
+            logger.warning("failed sign-in to %s for username %r", realm, username)
+            raise AuthenticationError(
+                "wrong username or password", "NotAuthorizedException"
+            )
+        logger.info("signed in to %s: %s", realm, username)
+        return Principal(realm, found[0], username)
+
+    def _refuse_if_locked(self, realm: str, username: str) -> None:
+        now = self._ctx.clock()
+        with self._ctx.db.read() as session:
+            failures = _recent_failures(session, realm, username, now - LOCKOUT_WINDOW)
+        if failures >= LOCKOUT_FAILURES:
+            minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
+            raise TooManyAttemptsError(
+                f"too many failed sign-ins for {username!r}: {failures} in the last "
+                f"{minutes} minutes (the limit is {LOCKOUT_FAILURES}); try again later"
+            )
+
+    def _lookup(self, realm: str, username: str) -> tuple[int, str] | None:
+        with self._ctx.db.read() as session:
+            if realm == "admin":
+                op = session.scalar(select(Operator).where(Operator.name == username))
+                return (op.id, op.password_hash) if op else None
+            worker = session.scalar(select(Worker).where(Worker.name == username))
+            if worker is None or not worker.password_hash:
+                return None
+            return worker.id, worker.password_hash
+
+    def _record(self, realm: str, username: str, succeeded: bool) -> None:
+        now = self._ctx.clock()
+        with self._ctx.db.write() as session:
+            session.execute(
+                delete(LoginAttempt).where(
+                    LoginAttempt.attempted_at < now - 2 * LOCKOUT_WINDOW
+                )
+            )
+            session.add(
+                LoginAttempt(
+                    realm=realm,
+                    username=username,
+                    succeeded=succeeded,
+                    attempted_at=now,
+                )
+            )
+
+    def principal(self, realm: str, principal_id: int) -> Principal | None:
+        with self._ctx.db.read() as session:
+            row = (
+                session.get(Operator, principal_id)
+                if realm == "admin"
+                else session.get(Worker, principal_id)
+            )
+            return Principal(realm, principal_id, row.name) if row else None
+
+
+def _recent_failures(
+    session: Session, realm: str, username: str, since: datetime
+) -> int:
+    """Failures in the window after the latest success; a good sign-in resets the count."""
+    last_success = session.scalar(
+        select(func.max(LoginAttempt.attempted_at)).where(
+            LoginAttempt.realm == realm,
+            LoginAttempt.username == username,
+            LoginAttempt.succeeded.is_(True),
+        )
+    )
+    query = select(func.count()).where(
+        LoginAttempt.realm == realm,
+        LoginAttempt.username == username,
+        LoginAttempt.succeeded.is_(False),
+        LoginAttempt.attempted_at > since,
+    )
+    if last_success is not None:
+        query = query.where(LoginAttempt.attempted_at > last_success)
+    return int(session.scalar(query) or 0)
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 128 or not name.isprintable() or name != name.strip():
+        raise ValidationError(
+            f"operator name must be 1-128 printable characters without surrounding spaces; got {name!r}",
+            "name",
+        )

@@ -1,0 +1,361 @@
+"""HTTP-level tests of the web UI: sign-in, lockout, CSRF, cookies, headers, access control."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from web_helpers import PASSWORDS, Kit, WebServer, csrf_from, sign_in
+
+from closedloop.engine import Engine
+
+SignInAs = Callable[[str, str], httpx.Client]
+
+
+def _login(
+    client: httpx.Client, realm: str, username: str, password: str
+) -> httpx.Response:
+    token = csrf_from(client.get(f"/{realm}/login").text)
+    return client.post(
+        f"/{realm}/login",
+        data={"username": username, "password": password, "csrf_token": token},
+    )
+
+
+def _next_task(client: httpx.Client) -> dict[str, Any]:
+    token = csrf_from(client.get("/review/work").text)
+    response = client.post("/review/api/tasks/next", headers={"x-csrf-token": token})
+    assert response.status_code == 200, response.text
+    return response.json()["task"]  # type: ignore[no-any-return]
+
+
+def test_sign_in_sets_a_protected_cookie_and_sign_out_ends_the_session(
+    web: WebServer,
+) -> None:
+    client = httpx.Client(base_url=web.url)
+    response = _login(client, "review", "alice", PASSWORDS["alice"])
+    assert response.status_code == 303 and response.headers["location"] == "/review/"
+    cookie = next(
+        c
+        for c in response.headers.get_list("set-cookie")
+        if c.startswith("closedloop_review=")
+    )
+    assert (
+        "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/review" in cookie
+    )
+    assert "Secure" not in cookie
+    queues = client.get("/review/")
+    assert queues.status_code == 200 and "Start working" in queues.text
+    stolen = dict(client.cookies)
+
+    client.post("/review/logout", data={"csrf_token": csrf_from(queues.text)})
+    again = httpx.get(web.url + "/review/", cookies=stolen)
+    assert again.status_code == 303 and again.headers["location"] == "/review/login"
+
+
+def test_wrong_password_is_refused_without_saying_which_part_was_wrong(
+    web: WebServer,
+) -> None:
+    client = httpx.Client(base_url=web.url)
+    wrong = _login(client, "review", "alice", "not-her-password")
+    unknown = _login(client, "review", "nobody-here", "not-a-password-at-all")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "wrong username or password" in wrong.text
+    assert "wrong username or password" in unknown.text
+
+
+def test_five_failures_lock_the_username_even_on_another_server(
+    web: WebServer, engine: Engine
+) -> None:
+    client = httpx.Client(base_url=web.url)
+    for _ in range(5):
+        assert _login(client, "review", "bob", "guessing-wrong-1").status_code == 401
+    locked = _login(client, "review", "bob", PASSWORDS["bob"])
+    assert locked.status_code == 429
+    assert "too many failed sign-ins for &#39;bob&#39;" in locked.text
+    assert "the limit is 5" in locked.text
+
+    second = Engine(engine.settings)
+    try:
+        with WebServer(second) as other:
+            elsewhere = _login(
+                httpx.Client(base_url=other.url), "review", "bob", PASSWORDS["bob"]
+            )
+            assert elsewhere.status_code == 429
+    finally:
+        second.close()
+    assert _login(client, "review", "alice", PASSWORDS["alice"]).status_code == 303
+
+
+def test_forms_and_fetches_without_the_csrf_token_are_refused(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    anonymous = httpx.Client(base_url=web.url)
+    anonymous.get("/review/login")
+    no_token = anonymous.post(
+        "/review/login", data={"username": "alice", "password": PASSWORDS["alice"]}
+    )
+    assert no_token.status_code == 403 and "reload" in no_token.text
+
+    alice = sign_in_as("review", "alice")
+    token = csrf_from(alice.get("/review/work").text)
+    assert alice.post("/review/api/tasks/next").status_code == 403
+    assert (
+        alice.post(
+            "/review/api/tasks/next", headers={"x-csrf-token": "forged"}
+        ).status_code
+        == 403
+    )
+    cross_site = alice.post(
+        "/review/api/tasks/next",
+        headers={"x-csrf-token": token, "origin": "https://evil.example"},
+    )
+    assert cross_site.status_code == 403
+    assert alice.post("/review/logout", data={}).status_code == 403
+    assert alice.get("/review/").status_code == 200
+
+    olive = sign_in_as("admin", "olive")
+    toggle = olive.post("/admin/flows/triage/prediction", data={"show": "on"})
+    assert toggle.status_code == 403
+
+
+def test_every_page_carries_the_security_headers(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    alice = sign_in_as("review", "alice")
+    olive = sign_in_as("admin", "olive")
+    pages = [
+        httpx.get(web.url + "/review/login"),
+        httpx.get(web.url + "/admin/login"),
+        alice.get("/review/"),
+        alice.get("/review/work"),
+        olive.get("/admin/"),
+        olive.get("/admin/loops/no-such-loop"),
+    ]
+    for page in pages:
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["referrer-policy"] == "same-origin"
+    assert pages[-1].status_code == 404 and "does not exist" in pages[-1].text
+
+
+def test_task_frame_is_served_under_a_strict_policy_with_a_nonce(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    alice = sign_in_as("review", "alice")
+    task = _next_task(alice)
+    frame = alice.get(task["frameUrl"])
+    csp = frame.headers["content-security-policy"]
+    nonce = re.search(r"'nonce-([^']+)'", csp)
+    assert nonce and f'nonce="{nonce.group(1)}"' in frame.text
+    assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
+    assert f"script-src {web.url}/review/static/crowd/ 'nonce-" in csp
+    assert "connect-src" not in csp and "unsafe-inline" not in csp
+    assert frame.headers["x-frame-options"] == "SAMEORIGIN"
+    work = alice.get("/review/work").text
+    assert (
+        'sandbox="allow-scripts allow-forms"' in work
+        and "allow-same-origin" not in work
+    )
+    assert alice.get("/review/static/crowd/crowd-elements.js").status_code == 200
+    assert alice.get("/review/static/..%2Fhttp.py").status_code == 404
+
+
+def test_a_worker_cannot_open_the_operator_pages(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    alice = sign_in_as("review", "alice")
+    for path in (
+        "/admin/",
+        "/admin/flows",
+        "/admin/loops",
+        "/admin/workers",
+        "/admin/events",
+    ):
+        response = alice.get(path)
+        assert (
+            response.status_code == 303
+            and response.headers["location"] == "/admin/login"
+        )
+    cookie = alice.cookies["closedloop_review"]
+    forged = httpx.get(web.url + "/admin/", cookies={"closedloop_admin": cookie})
+    assert forged.status_code == 303
+    wrong_realm = _login(
+        httpx.Client(base_url=web.url), "admin", "alice", PASSWORDS["alice"]
+    )
+    assert wrong_realm.status_code == 401
+
+    olive = sign_in_as("admin", "olive")
+    for path in (
+        "/admin/",
+        "/admin/flows",
+        "/admin/loops",
+        "/admin/workers",
+        "/admin/events",
+    ):
+        assert olive.get(path).status_code == 200
+
+
+def test_a_worker_cannot_see_or_answer_another_teams_task(
+    web: WebServer, sign_in_as: SignInAs, kit: Kit
+) -> None:
+    carol = sign_in_as("review", "carol")
+    secret = _next_task(carol)
+    assert secret["flow"] == kit.other_flow
+
+    alice = sign_in_as("review", "alice")
+    token = csrf_from(alice.get("/review/work").text)
+    assert alice.get(secret["frameUrl"]).status_code == 404
+    answer = alice.post(
+        f"/review/api/tasks/{secret['taskId']}/answer",
+        json={"answerContent": {"category": {"label": "fraud"}}},
+        headers={"x-csrf-token": token},
+    )
+    assert answer.status_code == 409 and "not leased to you" in answer.json()["message"]
+    mine = _next_task(alice)
+    assert mine["flow"] == kit.flow
+    assert "secret" not in alice.get("/review/").text
+
+
+def test_prediction_is_hidden_until_an_operator_shows_it(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    alice = sign_in_as("review", "alice")
+    task = _next_task(alice)
+    assert "model says: fraud-0" not in alice.get(task["frameUrl"]).text
+
+    olive = sign_in_as("admin", "olive")
+    flows = olive.get("/admin/flows")
+    assert "hidden" in flows.text
+    shown = olive.post(
+        "/admin/flows/triage/prediction",
+        data={"show": "on", "csrf_token": csrf_from(flows.text)},
+    )
+    assert shown.status_code == 303
+    assert "shown" in olive.get("/admin/flows").text
+    assert "model says: fraud-0" in alice.get(task["frameUrl"]).text
+
+
+def test_answer_moves_on_and_a_lost_lease_says_so(
+    web: WebServer, sign_in_as: SignInAs, engine: Engine, kit: Kit
+) -> None:
+    alice = sign_in_as("review", "alice")
+    token = csrf_from(alice.get("/review/work").text)
+    headers = {"x-csrf-token": token}
+    first = _next_task(alice)
+    answered = alice.post(
+        f"/review/api/tasks/{first['taskId']}/answer",
+        json={"answerContent": {"category": {"label": "legit"}}},
+        headers=headers,
+    )
+    assert answered.status_code == 200 and answered.json()["answersReceived"] == 1
+    second = _next_task(alice)
+    assert second["taskId"] != first["taskId"]
+
+    engine.loops.stop(kit.loops[1])
+    lost = alice.post(
+        f"/review/api/tasks/{second['taskId']}/answer",
+        json={"answerContent": {"category": {"label": "legit"}}},
+        headers=headers,
+    )
+    assert (
+        lost.status_code == 409 and "it takes no more answers" in lost.json()["message"]
+    )
+    bad = alice.post(
+        f"/review/api/tasks/{second['taskId']}/answer", content=b"[1]", headers=headers
+    )
+    assert bad.status_code == 400 and "answerContent" in bad.json()["message"]
+
+
+def test_an_answer_that_does_not_fit_the_task_ui_is_refused_and_the_task_kept(
+    engine: Engine, kit: Kit
+) -> None:
+    from closedloop.core.tasks import Tasks
+    from closedloop.templates.answers import check_answer
+
+    engine.tasks = Tasks(engine.ctx, engine.loops, check_answer)  # as the app wires it
+    with WebServer(engine) as web:
+        alice = sign_in(web.url, "review", "alice", PASSWORDS["alice"])
+        token = csrf_from(alice.get("/review/work").text)
+        task = _next_task(alice)
+        url = f"/review/api/tasks/{task['taskId']}/answer"
+        headers = {"x-csrf-token": token}
+        wrong = alice.post(
+            url,
+            json={"answerContent": {"category": {"label": "maybe"}}},
+            headers=headers,
+        )
+        assert wrong.status_code == 400 and "maybe" in wrong.json()["message"]
+        assert _next_task(alice)["taskId"] == task["taskId"]
+        right = alice.post(
+            url,
+            json={"answerContent": {"category": {"label": "fraud"}}},
+            headers=headers,
+        )
+        assert right.status_code == 200
+
+
+def test_skip_hands_over_a_different_task(web: WebServer, sign_in_as: SignInAs) -> None:
+    bob = sign_in_as("review", "bob")
+    token = csrf_from(bob.get("/review/work").text)
+    first = _next_task(bob)
+    skipped = bob.post(
+        f"/review/api/tasks/{first['taskId']}/skip", headers={"x-csrf-token": token}
+    )
+    assert skipped.status_code == 200
+    assert skipped.json()["task"]["taskId"] != first["taskId"]
+
+
+def test_queue_page_counts_the_tasks_waiting_per_flow(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    html = sign_in_as("review", "alice").get("/review/").text
+    row = re.search(
+        r"<td>reviewers</td><td>triage</td><td>Review triage</td><td class=\"num\">(\d+)</td>",
+        html,
+    )
+    assert row and row.group(1) == "3"
+
+
+def test_operator_overview_shows_loop_counts_and_queue_depth(
+    web: WebServer, sign_in_as: SignInAs
+) -> None:
+    html = sign_in_as("admin", "olive").get("/admin/").text
+    assert re.search(r'id="queue-depth">7<', html)
+    loop = sign_in_as("admin", "olive").get("/admin/loops/loop-0").text
+    assert "s3://reviews/out/triage/" in loop and "loop-item-0" in loop
+
+
+def test_user_text_is_escaped_in_operator_pages(
+    web: WebServer, sign_in_as: SignInAs, kit: Kit
+) -> None:
+    kit.engine.loops.start(
+        "xss-loop",
+        kit.engine.flows.arn(kit.flow),
+        '{"item": "<script>alert(1)</script>"}',
+    )
+    html = sign_in_as("admin", "olive").get("/admin/loops/xss-loop").text
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html or "\\u003cscript" in html
+
+
+def test_cookies_are_secure_when_asked(engine: Engine, kit: Kit) -> None:
+    from closedloop.api.app import create_app
+
+    app = create_app(engine, sweep=False, secure_cookies=True)
+    transport = httpx.ASGITransport(app=app)
+    import asyncio
+
+    async def go() -> str:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test"
+        ) as client:
+            page = await client.get("/review/login")
+            return page.headers["set-cookie"]
+
+    assert "Secure" in asyncio.run(go())
+    assert sign_in  # the shared helper stays importable
