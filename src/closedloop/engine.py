@@ -16,9 +16,13 @@ from closedloop.core.tasks import Tasks
 from closedloop.core.taskuis import TaskUis
 from closedloop.core.workforce import Workforce
 from closedloop.datasets import Datasets
+from closedloop.registry import Registry
+from closedloop.serving.endpoints import Endpoints
 from closedloop.settings import Settings
 from closedloop.store.db import Database
 from closedloop.store.objects import ObjectStore
+from closedloop.templates import check_answer, check_renders
+from closedloop.training import Training
 
 __all__ = ["Engine", "open_engine"]
 
@@ -53,9 +57,14 @@ class Engine:
         self.task_uis = TaskUis(self.ctx)
         self.flows = Flows(self.ctx, self.workforce, self.task_uis)
         self.events = Events(self.ctx)
-        self.loops = Loops(self.ctx, self.flows, self.events)
-        self.tasks = Tasks(self.ctx, self.loops)
+        self.loops = Loops(
+            self.ctx, self.flows, self.events, check_template=check_renders
+        )
+        self.tasks = Tasks(self.ctx, self.loops, check_answer=check_answer)
         self.datasets = Datasets(self.ctx)
+        self.registry = Registry(self.ctx)
+        self.training = Training(self.ctx, self.datasets, self.registry)
+        self.endpoints = Endpoints(self.ctx, self.registry, self.flows)
 
     def close(self) -> None:
         self.ctx.db.dispose()

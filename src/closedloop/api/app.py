@@ -14,12 +14,14 @@ from fastapi.responses import Response
 from closedloop import __version__
 from closedloop.api.a2i import a2i_router
 from closedloop.api.aws import AwsAuth
+from closedloop.api.invocations import invocations_router
 from closedloop.api.metrics import metrics_router
 from closedloop.api.native import json_response, native_error
 from closedloop.api.sagemaker import sagemaker_router
 from closedloop.api.worker import worker_router
 from closedloop.engine import Engine
 from closedloop.errors import ClosedloopError, ValidationError
+from closedloop.web import web_router
 
 __all__ = ["Sweeper", "create_app"]
 
@@ -58,8 +60,14 @@ class Sweeper:
             )
 
 
-def create_app(engine: Engine, *, sweep: bool = True) -> FastAPI:
-    """The ASGI app for ``engine``; with ``sweep`` a background thread keeps timers running."""
+def create_app(
+    engine: Engine, *, sweep: bool = True, secure_cookies: bool = False
+) -> FastAPI:
+    """The ASGI app for ``engine``; with ``sweep`` a background thread keeps timers running.
+
+    ``secure_cookies`` marks the web UI's cookies Secure: set it when clients reach
+    the server over HTTPS (directly or through a proxy).
+    """
     sweeper = Sweeper(engine, engine.settings.sweep_seconds) if sweep else None
 
     @asynccontextmanager
@@ -82,6 +90,8 @@ def create_app(engine: Engine, *, sweep: bool = True) -> FastAPI:
     app.include_router(sagemaker_router(engine, auth))
     app.include_router(worker_router(engine))
     app.include_router(metrics_router(engine))
+    app.include_router(web_router(engine, secure_cookies=secure_cookies))
+    app.include_router(invocations_router(engine))
 
     @app.get("/healthz")
     def healthz() -> Response:

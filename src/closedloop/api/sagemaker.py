@@ -18,6 +18,7 @@ from closedloop.api.aws import (
     json_body,
     read_body,
 )
+from closedloop.api.render import render_ui_template
 from closedloop.core.flows import FlowInfo
 from closedloop.core.paging import PageRequest
 from closedloop.core.workforce import WorkteamInfo
@@ -231,4 +232,5 @@ OPERATIONS: dict[str, Operation] = {
     "DeleteFlowDefinition": delete_flow_definition,
     "DescribeWorkteam": describe_workteam,
     "ListWorkteams": list_workteams,
+    "RenderUiTemplate": render_ui_template,
 }

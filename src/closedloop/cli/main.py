@@ -9,6 +9,10 @@ from typing import Annotated
 import typer
 
 from closedloop import __version__
+from closedloop.cli import models as models_cli
+from closedloop.cli import serving as serving_cli
+from closedloop.cli import templates as templates_cli
+from closedloop.cli import web as web_cli
 from closedloop.cli.common import emit, run, state
 from closedloop.cli.data import data_app
 from closedloop.cli.feedback import feedback_app
@@ -70,6 +74,9 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark web UI cookies Secure (clients use HTTPS).")
+    ] = False,
 ) -> None:
     """Serve the A2I runtime, SageMaker control plane and worker APIs over HTTP."""
     import uvicorn
@@ -87,7 +94,7 @@ def serve(
             err=True,
         )
         uvicorn.run(
-            create_app(engine),
+            create_app(engine, secure_cookies=secure_cookies),
             host=host,
             port=port,
             log_level=log_level,
@@ -279,6 +286,12 @@ def webhooks_remove(webhook_id: int) -> None:
     """Remove a webhook and the deliveries it still owes."""
     run(lambda e: e.events.remove_webhook(webhook_id))
     typer.echo(f"removed webhook {webhook_id}")
+
+
+templates_cli.register(app)
+web_cli.register(app, workers_app)
+models_cli.register(app)
+serving_cli.register(app)
 
 
 def main() -> None:

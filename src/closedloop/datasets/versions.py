@@ -113,7 +113,9 @@ class Datasets:
         """Make a base version from a CSV or Parquet file."""
         _check_name(name)
         if self.versions(name):
-            raise ConflictError(f"dataset {name!r} already exists; add rows with `closedloop data merge`")
+            raise ConflictError(
+                f"dataset {name!r} already exists; add rows with `closedloop data merge`"
+            )
         frame = _read_table(path)
         _require_column(frame, label, "--label")
         if id_column is None:

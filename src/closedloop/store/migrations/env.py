@@ -5,6 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+import closedloop.store.models_ml
+import closedloop.store.models_pipeline
+import closedloop.store.models_serving
+import closedloop.store.models_web  # noqa: F401  (each module adds its tables to Base)
 from closedloop.store.models import Base
 
 config = context.config

@@ -1,0 +1,810 @@
+"""Benchmark the human-loop engine: StartHumanLoop throughput and claim-next latency.
+
+Run ``python benchmarks/bench_loops.py`` for the full run or add ``--small`` for a
+quick one. Measured on SQLite (a fresh home folder) and on PostgreSQL (a fresh
+database made from ``--postgres-url`` or the URL in ``/tmp/pgurl``, dropped at
+the end):
+
+(a) StartHumanLoop over SigV4-signed HTTP against ``closedloop serve`` running
+    as a separate process, from client processes that either pre-sign raw
+    requests with botocore's ``SigV4Auth`` and send them over keep-alive httpx
+    connections ("raw"), or call boto3's ``sagemaker-a2i-runtime`` client
+    ("boto3"); median loops/s of several runs;
+(b) ``engine.loops.start`` in-process, from 1 and from 4 threads;
+(c) ``engine.tasks.claim_next`` latency with 100,000 and 1,000,000 pending
+    loops, bulk-loaded with SQLAlchemy Core executemany in the shape that
+    ``Loops.start`` writes; each claim is followed by an answer or a release.
+
+Results are printed and written to ``benchmarks/results/loops.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, event, func, insert, select, text
+from sqlalchemy.engine import Engine as SqlEngine
+from sqlalchemy.engine import make_url
+
+from closedloop.core.output import output_uri
+from closedloop.core.workforce import WorkerInfo
+from closedloop.engine import Engine
+from closedloop.settings import Settings
+from closedloop.store.models import Base, FlowDefinition, HumanLoop, Task
+
+RESULTS = Path(__file__).parent / "results" / "loops.json"
+PGURL_FILE = Path("/tmp/pgurl")
+TARGET_HTTP_PER_S = 500.0
+TARGET_CLAIM_P99_MS = 20.0
+TEAM = "bench-team"
+FLOW = "bench-flow"
+FULL = {"loops": 5_000, "sizes": [100_000, 1_000_000], "claims": 2_000}
+SMALL = {"loops": 2_000, "sizes": [10_000], "claims": 500}
+BATCH = 20_000
+WARMUP_CLAIMS = 50
+PROFILED_CLAIMS = 200
+WORKERS = 4
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """What every measurement needs: a flow, its ARN, an access key, workers."""
+
+    flow_arn: str
+    access_key_id: str
+    secret_access_key: str
+    workers: tuple[WorkerInfo, ...]
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """One client process's share of a StartHumanLoop run."""
+
+    mode: str
+    base_url: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    flow_arn: str
+    names: tuple[str, ...]
+
+
+@dataclass
+class Timing:
+    """Statement timings gathered by a cursor listener while profiling."""
+
+    active: bool = False
+    started: dict[int, float] = field(default_factory=dict)
+    totals: dict[str, list[float]] = field(default_factory=dict)
+    captured: list[tuple[str, Any]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- set-up
+
+
+def small_input(index: int) -> str:
+    return orjson.dumps({"text": f"item {index}", "score": 0.42}).decode()
+
+
+def make_fixture(engine: Engine) -> Fixture:
+    """A team of workers, a task UI, a TaskCount-1 flow and an access key."""
+    workers = tuple(
+        engine.workforce.create_worker(f"bench-w{i}", [TEAM]) for i in range(WORKERS)
+    )
+    engine.task_uis.create("bench-ui", "<crowd-form>{{ task.input.text }}</crowd-form>")
+    engine.flows.create(
+        {
+            "FlowDefinitionName": FLOW,
+            "RoleArn": "arn:aws:iam::000000000000:role/closedloop-bench",
+            "OutputConfig": {"S3OutputPath": "s3://closedloop-bench/reviews"},
+            "HumanLoopConfig": {
+                "WorkteamArn": engine.workforce.team_arn(TEAM),
+                "HumanTaskUiArn": engine.task_uis.arn("bench-ui"),
+                "TaskTitle": "Label the item",
+                "TaskDescription": "Pick a label",
+                "TaskCount": 1,
+            },
+        }
+    )
+    key = engine.keys.create("bench-key")
+    return Fixture(
+        engine.flows.arn(FLOW), key.access_key_id, key.secret_access_key, workers
+    )
+
+
+@contextmanager
+def installation(
+    backend: str, label: str, root: Path, pg_admin: str
+) -> Iterator[Settings]:
+    """Settings for a fresh home folder and, on PostgreSQL, a fresh database."""
+    home = root / f"{backend}-{label}"
+    if backend == "sqlite":
+        yield Settings.from_env({}, home=home)
+        return
+    admin = create_engine(pg_admin, isolation_level="AUTOCOMMIT")
+    name = f"closedloop_bench_{os.getpid()}_{label}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(pg_admin).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield Settings.from_env({}, home=home, database_url=url)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+# ---------------------------------------------------------------- (a) HTTP
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """``closedloop serve`` as a subprocess on the home of ``settings``; yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
+    if settings.database_url:
+        env["CLOSEDLOOP_DATABASE_URL"] = settings.database_url
+    command = [
+        str(Path(sys.executable).with_name("closedloop")),
+        "--home",
+        str(settings.home),
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    log = (settings.home / "serve.log").open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"closedloop serve exited with code {process.returncode}"
+            )
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"closedloop serve on {url} did not answer /healthz in 60 s")
+
+
+def raw_sender(job: ClientJob) -> Callable[[int], bool]:
+    """Pre-sign every request now, so the timed part only sends them."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    signer = SigV4Auth(
+        Credentials(job.access_key_id, job.secret_access_key), "sagemaker", job.region
+    )
+    url = job.base_url + "/a2i/human-loops"
+    prepared = []
+    for name in job.names:
+        body = orjson.dumps(start_request(name, job.flow_arn))
+        request = AWSRequest(
+            method="POST",
+            url=url,
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        signer.add_auth(request)
+        prepared.append((body, dict(request.headers.items())))
+    client = httpx.Client(timeout=60)
+
+    def send(index: int) -> bool:
+        body, headers = prepared[index]
+        return client.post(url, content=body, headers=headers).status_code == 200
+
+    return send
+
+
+def boto3_sender(job: ClientJob) -> Callable[[int], bool]:
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.session.Session(
+        aws_access_key_id=job.access_key_id,
+        aws_secret_access_key=job.secret_access_key,
+        region_name=job.region,
+    ).client(
+        "sagemaker-a2i-runtime",
+        endpoint_url=job.base_url + "/a2i",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=60),
+    )
+
+    def send(index: int) -> bool:
+        request = start_request(job.names[index], job.flow_arn)
+        reply = client.start_human_loop(**request)
+        return bool(reply["HumanLoopArn"])
+
+    return send
+
+
+def start_request(name: str, flow_arn: str) -> dict[str, Any]:
+    return {
+        "HumanLoopName": name,
+        "FlowDefinitionArn": flow_arn,
+        "HumanLoopInput": {"InputContent": small_input(len(name))},
+    }
+
+
+def client_main(job: ClientJob, barrier: Any, results: Any) -> None:
+    """A client process: prepare, wait for the others, send, report times."""
+    send = raw_sender(job) if job.mode == "raw" else boto3_sender(job)
+    barrier.wait()
+    started = time.monotonic()
+    errors = 0
+    for index in range(len(job.names)):
+        try:
+            errors += not send(index)
+        except Exception:  # a failed call is counted, not fatal
+            errors += 1
+    results.put((started, time.monotonic(), len(job.names), errors))
+
+
+def http_run(
+    url: str, settings: Settings, fx: Fixture, mode: str, names: list[str], clients: int
+) -> dict[str, float]:
+    """One run: ``clients`` processes share ``names``; returns loops/s and errors."""
+    spawn = mp.get_context("spawn")
+    barrier = spawn.Barrier(clients)
+    results = spawn.Queue()
+    jobs = [
+        ClientJob(
+            mode,
+            url,
+            settings.region,
+            fx.access_key_id,
+            fx.secret_access_key,
+            fx.flow_arn,
+            tuple(names[i::clients]),
+        )
+        for i in range(clients)
+    ]
+    procs = [
+        spawn.Process(target=client_main, args=(j, barrier, results)) for j in jobs
+    ]
+    for proc in procs:
+        proc.start()
+    reports = [results.get(timeout=3600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    wall = max(r[1] for r in reports) - min(r[0] for r in reports)
+    sent = sum(r[2] for r in reports)
+    return {
+        "loops_per_s": sent / wall,
+        "seconds": wall,
+        "errors": sum(r[3] for r in reports),
+    }
+
+
+def bench_http(
+    settings: Settings, fx: Fixture, n: int, runs: int, clients: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with serve(settings) as url:
+        for mode in ("raw", "boto3"):
+            results = [
+                http_run(
+                    url,
+                    settings,
+                    fx,
+                    mode,
+                    [f"http-{mode}-{r}-{i}" for i in range(n)],
+                    clients,
+                )
+                for r in range(runs)
+            ]
+            out[mode] = summarize_runs(results)
+            console.print(
+                f"  HTTP {mode}: {out[mode]['median_loops_per_s']:.0f} loops/s"
+            )
+    return out
+
+
+def summarize_runs(results: list[dict[str, float]]) -> dict[str, Any]:
+    return {
+        "runs": results,
+        "median_loops_per_s": statistics.median(r["loops_per_s"] for r in results),
+        "errors": sum(int(r["errors"]) for r in results),
+    }
+
+
+# ---------------------------------------------------------------- (b) Python API
+
+
+def api_run(
+    engine: Engine, fx: Fixture, names: list[str], threads: int
+) -> dict[str, float]:
+    def work(chunk: Sequence[str]) -> None:
+        for name in chunk:
+            engine.loops.start(name, fx.flow_arn, small_input(len(name)))
+
+    chunks = [names[i::threads] for i in range(threads)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, chunks))
+    wall = time.perf_counter() - started
+    return {"loops_per_s": len(names) / wall, "seconds": wall, "errors": 0}
+
+
+def bench_api(engine: Engine, fx: Fixture, n: int, runs: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for threads in (1, 4):
+        results = [
+            api_run(engine, fx, [f"api-{threads}-{r}-{i}" for i in range(n)], threads)
+            for r in range(runs)
+        ]
+        out[f"threads_{threads}"] = summarize_runs(results)
+        console.print(
+            f"  API {threads} thread(s): {out[f'threads_{threads}']['median_loops_per_s']:.0f} loops/s"
+        )
+    return out
+
+
+# ---------------------------------------------------------------- (c) claim-next
+
+
+def bulk_load(engine: Engine, count: int) -> float:
+    """Insert ``count`` InProgress loops with their available tasks; returns seconds."""
+    started = time.perf_counter()
+    with engine.ctx.db.read() as session:
+        flow = session.get_one(FlowDefinition, FLOW)
+        first_loop = (session.scalar(select(func.max(HumanLoop.id))) or 0) + 1
+        first_task = (session.scalar(select(func.max(Task.id))) or 0) + 1
+    now = datetime.now(UTC)
+    for offset in range(0, count, BATCH):
+        size = min(BATCH, count - offset)
+        loops, tasks = loop_rows(
+            flow, first_loop + offset, first_task + offset, size, now
+        )
+        with engine.ctx.db.write() as session:
+            session.execute(insert(Base.metadata.tables["human_loops"]), loops)
+            session.execute(insert(Base.metadata.tables["tasks"]), tasks)
+    if not engine.ctx.db.is_sqlite:
+        with engine.ctx.db.write() as session:
+            for table in ("human_loops", "tasks"):
+                session.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+                    )
+                )
+    return time.perf_counter() - started
+
+
+def loop_rows(
+    flow: FlowDefinition, loop_id: int, task_id: int, size: int, now: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows as ``Loops.start`` writes them for a TaskCount-1 flow."""
+    loops, tasks = [], []
+    expires = now + timedelta(seconds=flow.availability_seconds)
+    for i in range(size):
+        name = f"bulk-{loop_id + i}"
+        content = small_input(loop_id + i)
+        digest = hashlib.sha256(flow.name.encode() + b"\0" + content.encode())
+        loops.append(
+            {
+                "id": loop_id + i,
+                "name": name,
+                "flow_name": flow.name,
+                "status": "InProgress",
+                "failure_code": None,
+                "failure_reason": None,
+                "input_content": content,
+                "input_sha256": digest.hexdigest(),
+                "data_attributes": None,
+                "task_count": flow.task_count,
+                "answer_count": 0,
+                "created_at": now,
+                "expires_at": expires,
+                "ended_at": None,
+                "output_uri": output_uri(flow.output_path, flow.name, name, now),
+            }
+        )
+        tasks.append(
+            {
+                "id": task_id + i,
+                "loop_id": loop_id + i,
+                "team_name": flow.team_name,
+                "status": "available",
+                "worker_pk": None,
+                "leased_at": None,
+                "lease_expires_at": None,
+            }
+        )
+    return loops, tasks
+
+
+def pending(engine: Engine) -> int:
+    with engine.ctx.db.read() as session:
+        return int(
+            session.scalar(select(func.count()).where(Task.status == "available")) or 0
+        )
+
+
+def time_claims(engine: Engine, fx: Fixture, claims: int) -> list[float]:
+    """Claim ``claims`` tasks round-robin over the workers; even ones are answered, odd released."""
+    timings = []
+    for index in range(claims):
+        worker = fx.workers[index % len(fx.workers)]
+        started = time.perf_counter()
+        task = engine.tasks.claim_next(worker)
+        timings.append((time.perf_counter() - started) * 1000)
+        if task is None:
+            raise RuntimeError("claim_next returned None with tasks pending")
+        if index % 2:
+            engine.tasks.release(worker, task.task_id)
+        else:
+            engine.tasks.answer(worker, task.task_id, {"label": "ok"})
+    return timings
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    cut = statistics.quantiles(ordered, n=100, method="inclusive")
+    return {
+        "p50_ms": cut[49],
+        "p95_ms": cut[94],
+        "p99_ms": cut[98],
+        "max_ms": ordered[-1],
+        "mean_ms": statistics.fmean(ordered),
+    }
+
+
+def bench_claims(
+    engine: Engine, fx: Fixture, sizes: list[int], claims: int, url: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for size in sizes:
+        missing = size - pending(engine)
+        load_s = bulk_load(engine, missing) if missing > 0 else 0.0
+        analyzed = analyze(engine, url)
+        time_claims(engine, fx, WARMUP_CLAIMS)
+        stats = percentiles(time_claims(engine, fx, claims))
+        profile = profile_claims(engine, fx, url)
+        out[str(size)] = {
+            "pending": size,
+            "loaded": max(missing, 0),
+            "load_seconds": round(load_s, 1),
+            "analyze": analyzed,
+            "claims": claims,
+            **stats,
+            **profile,
+        }
+        console.print(
+            f"  claim-next with {size:,} pending: p50 {stats['p50_ms']:.2f} ms, "
+            f"p99 {stats['p99_ms']:.2f} ms (loaded {max(missing, 0):,} in {load_s:.0f} s)"
+        )
+    return out
+
+
+def analyze(engine: Engine, url: str) -> str:
+    """PostgreSQL: ANALYZE, as autovacuum would soon after a bulk load. SQLite: nothing.
+
+    closedloop never runs ANALYZE on SQLite, so the SQLite numbers are what a
+    user gets; the plans recorded below show what the planner chose.
+    """
+    if engine.ctx.db.is_sqlite:
+        return "none (closedloop does not run ANALYZE on SQLite)"
+    bench = create_engine(url, isolation_level="AUTOCOMMIT")
+    with bench.connect() as conn:
+        conn.exec_driver_sql("ANALYZE human_loops")
+        conn.exec_driver_sql("ANALYZE tasks")
+    bench.dispose()
+    return "ANALYZE human_loops, tasks after loading"
+
+
+# ---------------------------------------------------------------- profiling of claims
+
+
+def install_listener(timing: Timing) -> None:
+    @event.listens_for(SqlEngine, "before_cursor_execute")
+    def _before(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if timing.active:
+            timing.started[id(cursor)] = time.perf_counter()
+            timing.captured.append((statement, params))
+
+    @event.listens_for(SqlEngine, "after_cursor_execute")
+    def _after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        began = timing.started.pop(id(cursor), None)
+        if timing.active and began is not None:
+            key = " ".join(statement.split())
+            timing.totals.setdefault(key, []).append(
+                (time.perf_counter() - began) * 1000
+            )
+
+
+TIMING = Timing()
+
+
+def profile_claims(engine: Engine, fx: Fixture, url: str) -> dict[str, Any]:
+    """Per-statement time over a few claims, and the plan of each claim statement."""
+    TIMING.totals.clear()
+    TIMING.captured.clear()
+    TIMING.active = True
+    try:
+        for index in range(PROFILED_CLAIMS):
+            worker = fx.workers[index % len(fx.workers)]
+            task = engine.tasks.claim_next(worker)
+            if task is None:
+                raise RuntimeError("claim_next returned None with tasks pending")
+            TIMING.active = False
+            engine.tasks.release(worker, task.task_id)
+            if index == 0:
+                first = list(TIMING.captured)
+            TIMING.active = True
+    finally:
+        TIMING.active = False
+    statements = [
+        {
+            "sql": sql[:300],
+            "calls": len(times),
+            "mean_ms": round(statistics.fmean(times), 3),
+            "p99_ms": round(percentiles(times)["p99_ms"], 3)
+            if len(times) > 1
+            else times[0],
+        }
+        for sql, times in TIMING.totals.items()
+        if sql not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")
+    ]
+    return {"claim_statements": statements, "claim_plans": explain(first, url)}
+
+
+def explain(captured: list[tuple[str, Any]], url: str) -> list[dict[str, Any]]:
+    """EXPLAIN QUERY PLAN (SQLite) or EXPLAIN ANALYZE (PostgreSQL, rolled back)."""
+    plans = []
+    bench = create_engine(url)
+    with bench.connect() as conn:
+        for sql, params in captured:
+            if sql.split()[0].upper() not in ("SELECT", "UPDATE", "DELETE", "INSERT"):
+                continue
+            prefix = (
+                "EXPLAIN QUERY PLAN "
+                if bench.dialect.name == "sqlite"
+                else "EXPLAIN (ANALYZE, BUFFERS) "
+            )
+            rows = conn.exec_driver_sql(prefix + sql, params).all()
+            plan = [" | ".join(str(c) for c in row) for row in rows]
+            plans.append({"sql": " ".join(sql.split())[:300], "plan": plan})
+        conn.rollback()
+    bench.dispose()
+    return plans
+
+
+# ---------------------------------------------------------------- driver
+
+
+def run_backend(
+    backend: str, root: Path, args: argparse.Namespace, params: dict[str, Any]
+) -> dict[str, Any]:
+    console.rule(f"[bold]{backend}")
+    result: dict[str, Any] = {"loadavg_at_start": os.getloadavg()}
+    with installation(backend, "throughput", root, args.postgres_url) as settings:
+        engine = Engine(settings)
+        try:
+            fx = make_fixture(engine)
+            result["version"] = database_version(engine)
+            result["http"] = bench_http(
+                settings, fx, params["loops"], args.runs, args.clients
+            )
+            result["api"] = bench_api(engine, fx, params["loops"], args.runs)
+        finally:
+            engine.close()
+    with installation(backend, "claims", root, args.postgres_url) as settings:
+        engine = Engine(settings)
+        try:
+            fx = make_fixture(engine)
+            result["claims"] = bench_claims(
+                engine,
+                fx,
+                params["sizes"],
+                params["claims"],
+                settings.resolved_database_url,
+            )
+        finally:
+            engine.close()
+    result["loadavg_at_end"] = os.getloadavg()
+    return result
+
+
+def database_version(engine: Engine) -> str:
+    with engine.ctx.db.read() as session:
+        query = (
+            "SELECT sqlite_version()" if engine.ctx.db.is_sqlite else "SELECT version()"
+        )
+        return str(session.execute(text(query)).scalar())
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+
+
+def verdict(value: float, target: float, higher_is_better: bool) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    return "[green]pass[/]" if ok else "[red]FAIL[/]"
+
+
+def print_table(results: dict[str, Any]) -> None:
+    table = Table(title="closedloop loop engine")
+    for column in ("backend", "measurement", "result", "target"):
+        table.add_column(column)
+    for backend, res in results.items():
+        for mode, label in (("raw", "pre-signed raw httpx"), ("boto3", "boto3 client")):
+            value = res["http"][mode]["median_loops_per_s"]
+            errors = res["http"][mode]["errors"]
+            note = f" ({errors} errors)" if errors else ""
+            target = f">= {TARGET_HTTP_PER_S:.0f}/s {verdict(value, TARGET_HTTP_PER_S, True)}"
+            table.add_row(
+                backend,
+                f"StartHumanLoop HTTP, {label}",
+                f"{value:,.0f} loops/s{note}",
+                target,
+            )
+        for key, label in (("threads_1", "1 thread"), ("threads_4", "4 threads")):
+            value = res["api"][key]["median_loops_per_s"]
+            table.add_row(
+                backend, f"loops.start API, {label}", f"{value:,.0f} loops/s", ""
+            )
+        for size, stats in res["claims"].items():
+            measured = (
+                f"p50 {stats['p50_ms']:.2f} / p95 {stats['p95_ms']:.2f} / "
+                f"p99 {stats['p99_ms']:.2f} / max {stats['max_ms']:.2f} ms"
+            )
+            target = ""
+            if int(size) >= 1_000_000:
+                target = f"p99 <= {TARGET_CLAIM_P99_MS:.0f} ms {verdict(stats['p99_ms'], TARGET_CLAIM_P99_MS, False)}"
+            table.add_row(
+                backend, f"claim-next, {int(size):,} pending", measured, target
+            )
+    console.print(table)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--small", action="store_true", help="quick run: 2,000 loops, 10,000 pending"
+    )
+    parser.add_argument(
+        "--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres"
+    )
+    parser.add_argument(
+        "--sizes", help="pending-loop counts for claim-next, e.g. 100000,1000000"
+    )
+    parser.add_argument("--loops", type=int, help="loops started per throughput run")
+    parser.add_argument("--claims", type=int, help="timed claims per size")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="throughput runs; the median is reported"
+    )
+    parser.add_argument("--clients", type=int, default=8, help="HTTP client processes")
+    parser.add_argument(
+        "--postgres-url",
+        help="URL of a role that may CREATE DATABASE (default: /tmp/pgurl)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="where to write the JSON results"
+    )
+    args = parser.parse_args(argv)
+    args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(args.backends) - {"sqlite", "postgres"}
+    if unknown:
+        parser.error(
+            f"--backends must name sqlite and/or postgres; got {sorted(unknown)!r}"
+        )
+    if "postgres" in args.backends and not args.postgres_url:
+        if not PGURL_FILE.exists():
+            parser.error("--postgres-url is required when /tmp/pgurl does not exist")
+        args.postgres_url = PGURL_FILE.read_text().strip()
+    return args
+
+
+def parameters(args: argparse.Namespace) -> dict[str, Any]:
+    params = dict(SMALL if args.small else FULL)
+    if args.sizes:
+        params["sizes"] = [int(s) for s in args.sizes.split(",")]
+    if args.loops:
+        params["loops"] = args.loops
+    if args.claims:
+        params["claims"] = args.claims
+    params.update(
+        runs=args.runs,
+        http_client_processes=args.clients,
+        task_count=1,
+        workers=WORKERS,
+        warmup_claims=WARMUP_CLAIMS,
+        claim_follow_up="even claims answered, odd claims released",
+    )
+    return params
+
+
+def write_results(path: Path, params: dict[str, Any], results: dict[str, Any]) -> None:
+    document = {
+        "machine": machine(),
+        "parameters": params,
+        "targets": {
+            "http_loops_per_s": TARGET_HTTP_PER_S,
+            "claim_p99_ms_at_1m": TARGET_CLAIM_P99_MS,
+        },
+        "results": results,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    params = parameters(args)
+    install_listener(TIMING)
+    root = Path(tempfile.mkdtemp(prefix="closedloop-bench-"))
+    results: dict[str, Any] = {}
+    try:
+        for backend in args.backends:
+            results[backend] = run_backend(backend, root, args, params)
+            write_results(
+                args.output, params, results
+            )  # keep what a later failure would lose
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print_table(results)
+    console.print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
