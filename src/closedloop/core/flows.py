@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +27,7 @@ __all__ = [
     "DEFAULT_TIME_LIMIT_SECONDS",
     "FLOW_ARN_PREFIX",
     "FlowInfo",
+    "FlowSnapshot",
     "Flows",
 ]
 
@@ -35,6 +38,7 @@ DEFAULT_AVAILABILITY_SECONDS = (
 )
 DEFAULT_TIME_LIMIT_SECONDS = 3_600
 MAX_TIME_LIMIT_SECONDS = 28_800
+SNAPSHOT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,23 @@ class FlowInfo:
         return parse_conditions(raw) if raw else None
 
 
+@dataclass(frozen=True)
+class FlowSnapshot:
+    """What starting a loop needs from an active flow definition and its task UI."""
+
+    name: str
+    team_name: str
+    task_count: int
+    availability_seconds: int
+    time_limit_seconds: int
+    output_path: str
+    task_ui_name: str | None
+    template: str | None
+    title: str
+    description: str
+    keywords: tuple[str, ...]
+
+
 class Flows:
     """Create, describe, list and delete flow definitions."""
 
@@ -79,6 +100,48 @@ class Flows:
         self._ctx = ctx
         self._workforce = workforce
         self._task_uis = task_uis
+        self._snapshots: dict[str, tuple[float, FlowSnapshot | None]] = {}
+        self._snapshots_lock = threading.Lock()
+
+    def snapshot(self, name: str) -> FlowSnapshot | None:
+        """The active flow ``name`` for starting loops, or None; cached briefly.
+
+        Flow definitions and task UIs never change once made, so the cache can
+        only be stale about a deletion, for at most SNAPSHOT_SECONDS.
+        """
+        now = time.monotonic()
+        with self._snapshots_lock:
+            cached = self._snapshots.get(name)
+        if cached is not None and now - cached[0] < SNAPSHOT_SECONDS:
+            return cached[1]
+        with self._ctx.db.read() as session:
+            row = session.get(FlowDefinition, name)
+            ui = (
+                session.get(HumanTaskUi, row.task_ui_name)
+                if row is not None and row.task_ui_name
+                else None
+            )
+            snapshot = None
+            if row is not None and row.status == "Active":
+                config = orjson.loads(row.definition).get("HumanLoopConfig", {})
+                snapshot = FlowSnapshot(
+                    name=row.name,
+                    team_name=row.team_name,
+                    task_count=row.task_count,
+                    availability_seconds=row.availability_seconds,
+                    time_limit_seconds=row.time_limit_seconds,
+                    output_path=row.output_path,
+                    task_ui_name=row.task_ui_name,
+                    template=ui.content if ui else None,
+                    title=config.get("TaskTitle", ""),
+                    description=config.get("TaskDescription", ""),
+                    keywords=tuple(config.get("TaskKeywords", ())),
+                )
+        with self._snapshots_lock:
+            if len(self._snapshots) > 1024:
+                self._snapshots.clear()
+            self._snapshots[name] = (now, snapshot)
+        return snapshot
 
     def arn(self, name: str) -> str:
         return self._ctx.settings.arn(FLOW_ARN_PREFIX + name)
@@ -143,6 +206,7 @@ class Flows:
                     definition=orjson.dumps(dict(request)).decode(),
                 )
             )
+        self._forget(name)
         logger.info(
             "flow definition created: %s (team %s, TaskCount %d)",
             name,
@@ -199,7 +263,12 @@ class Flows:
                     f"FlowDefinition {name!r} has human loops in progress (e.g. {open_loop!r}); stop them first"
                 )
             session.delete(row)
+        self._forget(name)
         logger.info("flow definition deleted: %s", name)
+
+    def _forget(self, name: str) -> None:
+        with self._snapshots_lock:
+            self._snapshots.pop(name, None)
 
     def _info(self, row: FlowDefinition) -> FlowInfo:
         return FlowInfo(

@@ -10,21 +10,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
 from closedloop.core.events import Events
-from closedloop.core.flows import Flows
+from closedloop.core.flows import Flows, FlowSnapshot
 from closedloop.core.output import OutputAnswer, output_document, output_uri
 from closedloop.core.paging import Page, PageRequest, finish, paginate
-from closedloop.errors import ConflictError, NotFoundError, ValidationError
+from closedloop.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from closedloop.spec import validate_request
 from closedloop.store.models import (
     Answer,
     FlowDefinition,
     HumanLoop,
-    HumanTaskUi,
     Task,
     Worker,
 )
@@ -100,6 +100,9 @@ class Loops:
     def flow_arn(self, flow_name: str) -> str:
         return self._flows.arn(flow_name)
 
+    def flow_snapshot(self, flow_name: str) -> FlowSnapshot | None:
+        return self._flows.snapshot(flow_name)
+
     def start(
         self,
         name: str,
@@ -122,59 +125,105 @@ class Loops:
         validate_request("sagemaker-a2i-runtime", "StartHumanLoop", request)
         name = request["HumanLoopName"]
         input_content = request["HumanLoopInput"]["InputContent"]
-        _check_json_object(input_content)
+        value = _json_object(input_content)
         flow_name = self._flows.name_from_arn(request["FlowDefinitionArn"])
         digest = hashlib.sha256(
             flow_name.encode() + b"\0" + input_content.encode()
         ).hexdigest()
-        with self._ctx.db.write() as session:
-            existing = session.scalar(select(HumanLoop).where(HumanLoop.name == name))
-            if existing is not None:
-                return StartResult(self._same_loop(existing, digest), created=False)
-            flow = session.get(FlowDefinition, flow_name)
-            if flow is None or flow.status != "Active":
-                raise ValidationError(
-                    f"FlowDefinitionArn names flow definition {flow_name!r}, which does not exist",
-                    "FlowDefinitionArn",
-                )
-            loop = self._insert(
-                session,
-                flow,
-                name,
-                input_content,
-                digest,
-                request.get("DataAttributes"),
+        flow = self._flows.snapshot(flow_name)
+        if flow is None:
+            raise ValidationError(
+                f"FlowDefinitionArn names flow definition {flow_name!r}, which does not exist",
+                "FlowDefinitionArn",
             )
-            self._fail_if_unrenderable(session, flow, loop)
+        problem = self._render_problem(flow, value)
+        row = self._new_row(
+            flow, name, input_content, digest, request.get("DataAttributes"), problem
+        )
+        try:
+            loop = self._insert(flow, row)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            loop = None  # started by a concurrent request with the same name
+        if loop is None:
+            with self._ctx.db.read() as session:
+                return StartResult(
+                    self._same_loop(self._row(session, name), digest), created=False
+                )
         logger.info(
             "human loop started: %s (flow %s, TaskCount %d)",
             name,
             flow_name,
-            loop.task_count,
+            flow.task_count,
         )
         return StartResult(self._info(loop), created=True)
 
-    def _fail_if_unrenderable(
-        self, session: Session, flow: FlowDefinition, loop: HumanLoop
-    ) -> None:
-        """A loop whose task UI cannot render for its input fails at once, as in A2I."""
-        if self._check_template is None or flow.task_ui_name is None:
-            return
-        template = session.get(HumanTaskUi, flow.task_ui_name)
-        if template is None:
-            return
-        problem = self._check_template(
-            template.content, orjson.loads(loop.input_content)
+    def _render_problem(self, flow: FlowSnapshot, value: dict[str, Any]) -> str | None:
+        """Why the flow's task UI cannot render this input (the loop then fails, as in A2I)."""
+        if self._check_template is None or flow.template is None:
+            return None
+        problem = self._check_template(flow.template, value)
+        return (
+            None if problem is None else f"the task UI could not be rendered: {problem}"
         )
-        if problem is not None:
-            self._cancel_tasks(session, loop)
-            self.finish(
-                session,
-                loop,
-                "Failed",
-                "ValidationError",
-                f"the task UI could not be rendered: {problem}",
-            )
+
+    def _new_row(
+        self,
+        flow: FlowSnapshot,
+        name: str,
+        content: str,
+        digest: str,
+        attrs: Mapping[str, Any] | None,
+        problem: str | None,
+    ) -> dict[str, Any]:
+        now = self._ctx.clock()
+        return {
+            "name": name,
+            "flow_name": flow.name,
+            "status": "InProgress" if problem is None else "Failed",
+            "failure_code": None if problem is None else "ValidationError",
+            "failure_reason": None if problem is None else problem[:1024],
+            "input_content": content,
+            "input_sha256": digest,
+            "data_attributes": None
+            if attrs is None
+            else orjson.dumps(dict(attrs)).decode(),
+            "task_count": flow.task_count,
+            "answer_count": 0,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=flow.availability_seconds),
+            "ended_at": None if problem is None else now,
+            "output_uri": output_uri(flow.output_path, flow.name, name, now),
+            "output_written": False,
+        }
+
+    def _insert(self, flow: FlowSnapshot, row: dict[str, Any]) -> HumanLoop | None:
+        """Insert the loop and its tasks; None when a loop of that name exists."""
+        with self._ctx.db.write() as session:
+            existing = session.execute(
+                select(HumanLoop.id).where(HumanLoop.name == row["name"])
+            ).first()
+            if existing is not None:
+                return None
+            loop_id = session.execute(
+                insert(HumanLoop).values(**row).returning(HumanLoop.id)
+            ).scalar_one()
+            loop = HumanLoop(id=loop_id, **row)
+            if loop.status == "Failed":
+                self._events.record_status_change(
+                    session, loop, self.flow_arn(flow.name), self.arn(loop.name)
+                )
+            else:
+                tasks = [
+                    {
+                        "loop_id": loop_id,
+                        "team_name": flow.team_name,
+                        "status": "available",
+                    }
+                ] * flow.task_count
+                session.execute(insert(Task), tasks)
+        return loop
 
     def _same_loop(self, existing: HumanLoop, digest: str) -> LoopInfo:
         if existing.input_sha256 != digest:
@@ -182,39 +231,6 @@ class Loops:
                 f"HumanLoop {existing.name!r} already exists with a different flow definition or input"
             )
         return self._info(existing)
-
-    def _insert(
-        self,
-        session: Session,
-        flow: FlowDefinition,
-        name: str,
-        content: str,
-        digest: str,
-        attrs: Mapping[str, Any] | None,
-    ) -> HumanLoop:
-        now = self._ctx.clock()
-        loop = HumanLoop(
-            name=name,
-            flow_name=flow.name,
-            status="InProgress",
-            input_content=content,
-            input_sha256=digest,
-            data_attributes=orjson.dumps(dict(attrs)).decode()
-            if attrs is not None
-            else None,
-            task_count=flow.task_count,
-            answer_count=0,
-            created_at=now,
-            expires_at=now + timedelta(seconds=flow.availability_seconds),
-            output_uri=output_uri(flow.output_path, flow.name, name, now),
-        )
-        session.add(loop)
-        session.flush()
-        session.add_all(
-            Task(loop_id=loop.id, team_name=flow.team_name, status="available")
-            for _ in range(flow.task_count)
-        )
-        return loop
 
     def describe(self, name: str) -> LoopInfo:
         with self._ctx.db.read() as session:
@@ -449,7 +465,7 @@ def return_lapsed_leases(session: Session, now: datetime) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def _check_json_object(content: str) -> None:
+def _json_object(content: str) -> dict[str, Any]:
     try:
         value = orjson.loads(content)
     except orjson.JSONDecodeError as exc:
@@ -462,3 +478,4 @@ def _check_json_object(content: str) -> None:
             f"HumanLoopInput.InputContent must be a JSON object; got a JSON {type(value).__name__}",
             "HumanLoopInput.InputContent",
         )
+    return value

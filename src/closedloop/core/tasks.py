@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from closedloop.core.context import Context
@@ -75,10 +75,15 @@ class Tasks:
         self._check_answer = check_answer
 
     def claim_next(self, worker: WorkerInfo) -> ClaimedTask | None:
-        """Lease the oldest available task of the worker's teams, or None."""
+        """Lease the oldest available task of the worker's teams, or None.
+
+        Leases that lapsed go back to the queue when nothing else is available
+        here, and within a sweep interval in any case.
+        """
         if not worker.teams:
             return None
         now = self._ctx.clock()
+        query = self._next_query(worker, now)
         with self._ctx.db.write() as session:
             if not self._ctx.db.is_sqlite:
                 # Claims by one worker queue behind each other, so two at once can
@@ -86,29 +91,54 @@ class Tasks:
                 session.execute(
                     select(Worker.id).where(Worker.id == worker.pk).with_for_update()
                 )
-            return_lapsed_leases(session, now)
-            task = session.scalar(self._next_query(worker, now))
-            if task is None:
+            found = session.execute(query).first()
+            if found is None and return_lapsed_leases(session, now):
+                found = session.execute(query).first()
+            if found is None:
                 return None
-            loop = session.get_one(HumanLoop, task.loop_id)
-            flow = session.get(FlowDefinition, loop.flow_name)
+            task_id, loop_name, flow_name, content = found
+            flow = self._loops.flow_snapshot(flow_name)
             if flow is None:
                 return None
             expires = now + timedelta(seconds=flow.time_limit_seconds)
-            task.status = "leased"
-            task.worker_pk = worker.pk
-            task.leased_at = now
-            task.lease_expires_at = expires
-            return _claimed(task, loop, flow, now, expires)
+            session.execute(
+                update(Task)
+                .where(Task.id == task_id)
+                .values(
+                    status="leased",
+                    worker_pk=worker.pk,
+                    leased_at=now,
+                    lease_expires_at=expires,
+                )
+            )
+        return ClaimedTask(
+            task_id=task_id,
+            human_loop_name=loop_name,
+            flow_definition_name=flow.name,
+            task_ui_name=flow.task_ui_name,
+            title=flow.title,
+            description=flow.description,
+            keywords=flow.keywords,
+            input_content=orjson.loads(content),
+            leased_at=now,
+            lease_expires_at=expires,
+        )
 
     def _next_query(self, worker: WorkerInfo, now: datetime) -> Any:
         mine = aliased(Task)
+        team = (
+            Task.team_name == worker.teams[0]
+            if len(worker.teams) == 1
+            else Task.team_name.in_(worker.teams)
+        )
         query = (
-            select(Task)
+            select(
+                Task.id, HumanLoop.name, HumanLoop.flow_name, HumanLoop.input_content
+            )
             .join(HumanLoop, HumanLoop.id == Task.loop_id)
             .where(
                 Task.status == "available",
-                Task.team_name.in_(worker.teams),
+                team,
                 HumanLoop.status == "InProgress",
                 HumanLoop.expires_at > now,
                 ~exists().where(
@@ -261,25 +291,3 @@ def _answer_json(answer_content: Mapping[str, Any]) -> str:
             "answerContent",
         )
     return content
-
-
-def _claimed(
-    task: Task,
-    loop: HumanLoop,
-    flow: FlowDefinition,
-    leased_at: datetime,
-    expires: datetime,
-) -> ClaimedTask:
-    config = orjson.loads(flow.definition).get("HumanLoopConfig", {})
-    return ClaimedTask(
-        task_id=task.id,
-        human_loop_name=loop.name,
-        flow_definition_name=flow.name,
-        task_ui_name=flow.task_ui_name,
-        title=config.get("TaskTitle", ""),
-        description=config.get("TaskDescription", ""),
-        keywords=tuple(config.get("TaskKeywords", ())),
-        input_content=orjson.loads(loop.input_content),
-        leased_at=leased_at,
-        lease_expires_at=expires,
-    )

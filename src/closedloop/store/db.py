@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ class Database:
             )
             self._reader = self._writer
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        self._write_lock: AbstractContextManager[object] = (
+            threading.RLock() if self.is_sqlite else nullcontext()
+        )
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
 
     @staticmethod
@@ -76,8 +80,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that may write; committed on success, rolled back on error."""
-        with self._transaction(self._write_sessions) as session:
+        """A transaction that may write; committed on success, rolled back on error.
+
+        On SQLite the writers of one process queue on a lock here, which wakes the
+        next one at once, instead of polling SQLite's busy handler; writers in
+        other processes still meet at SQLite's own lock.
+        """
+        with self._write_lock, self._transaction(self._write_sessions) as session:
             yield session
 
     @contextmanager

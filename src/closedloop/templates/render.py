@@ -31,12 +31,13 @@ the host must check ``event.source === iframe.contentWindow``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from liquid import Environment
+from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
 from markupsafe import escape
 
@@ -92,13 +93,19 @@ def render_task_ui(
 ) -> str:
     """The rendered template body; ValidationError names the line and the problem."""
     try:
-        parsed = _ENVIRONMENT.from_string(template)
+        parsed = _parse(template)
         with object_urls(object_url):
             return parsed.render(task={"input": dict(input_content)})
     except LiquidError as exc:
         raise ValidationError(_describe(exc), "UiTemplate") from exc
     except ValidationError as exc:
         raise ValidationError(f"task UI template: {exc.message}", "UiTemplate") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(template: str) -> BoundTemplate:
+    """Parse once per distinct template: task UIs are immutable, and loops reuse them."""
+    return _ENVIRONMENT.from_string(template)
 
 
 def _describe(exc: LiquidError) -> str:
