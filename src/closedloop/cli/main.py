@@ -10,6 +10,7 @@ import typer
 
 from closedloop import __version__
 from closedloop.cli import models as models_cli
+from closedloop.cli import pipeline as pipeline_cli
 from closedloop.cli import serving as serving_cli
 from closedloop.cli import templates as templates_cli
 from closedloop.cli import web as web_cli
@@ -292,6 +293,7 @@ templates_cli.register(app)
 web_cli.register(app, workers_app)
 models_cli.register(app)
 serving_cli.register(app)
+pipeline_cli.register(app)
 
 
 def main() -> None:
