@@ -90,7 +90,6 @@ def test_a_cycle_trains_deploys_then_learns_from_routed_reviews(
 def test_pipeline_commands_run_list_and_show(
     engine: Engine, tmp_path: Path, monkeypatch: object
 ) -> None:
-    import pytest
 
     assert isinstance(monkeypatch, pytest.MonkeyPatch)
     monkeypatch.setenv("CLOSEDLOOP_HOME", str(engine.settings.home))
