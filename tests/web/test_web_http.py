@@ -174,6 +174,7 @@ def test_a_worker_cannot_open_the_operator_pages(
         "/admin/flows",
         "/admin/loops",
         "/admin/workers",
+        "/admin/monitoring",
         "/admin/events",
     ):
         response = alice.get(path)
@@ -195,6 +196,7 @@ def test_a_worker_cannot_open_the_operator_pages(
         "/admin/flows",
         "/admin/loops",
         "/admin/workers",
+        "/admin/monitoring",
         "/admin/events",
     ):
         assert olive.get(path).status_code == 200

@@ -21,6 +21,7 @@ from closedloop.api.sagemaker import sagemaker_router
 from closedloop.api.worker import worker_router
 from closedloop.engine import Engine
 from closedloop.errors import ClosedloopError, ValidationError
+from closedloop.pipeline.triggers import Triggers
 from closedloop.web import web_router
 
 __all__ = ["Sweeper", "create_app"]
@@ -61,12 +62,17 @@ class Sweeper:
 
 
 def create_app(
-    engine: Engine, *, sweep: bool = True, secure_cookies: bool = False
+    engine: Engine,
+    *,
+    sweep: bool = True,
+    secure_cookies: bool = False,
+    triggers: Triggers | None = None,
 ) -> FastAPI:
     """The ASGI app for ``engine``; with ``sweep`` a background thread keeps timers running.
 
     ``secure_cookies`` marks the web UI's cookies Secure: set it when clients reach
-    the server over HTTPS (directly or through a proxy).
+    the server over HTTPS (directly or through a proxy). ``triggers``, when given,
+    start the project's pipeline runs while the server runs.
     """
     sweeper = Sweeper(engine, engine.settings.sweep_seconds) if sweep else None
 
@@ -74,7 +80,11 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if sweeper is not None:
             sweeper.start()
+        if triggers is not None:
+            triggers.start()
         yield
+        if triggers is not None:
+            triggers.stop()
         if sweeper is not None:
             sweeper.stop()
 

@@ -78,11 +78,19 @@ def serve(
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark web UI cookies Secure (clients use HTTPS).")
     ] = False,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            help="Project file whose pipeline triggers run inside the server."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the A2I runtime, SageMaker control plane and worker APIs over HTTP."""
+    """Serve the A2I runtime, SageMaker control plane, worker API, web UI and endpoints."""
     import uvicorn
 
     from closedloop.api.app import create_app
+    from closedloop.pipeline.project import load_project
+    from closedloop.pipeline.triggers import Triggers
 
     logging.basicConfig(
         level=log_level.upper(),
@@ -94,8 +102,9 @@ def serve(
             f"closedloop {__version__} serving {engine.settings.home.resolve()} on http://{host}:{port}",
             err=True,
         )
+        triggers = Triggers(engine, load_project(project)) if project else None
         uvicorn.run(
-            create_app(engine, secure_cookies=secure_cookies),
+            create_app(engine, secure_cookies=secure_cookies, triggers=triggers),
             host=host,
             port=port,
             log_level=log_level,

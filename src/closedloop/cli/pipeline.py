@@ -17,6 +17,7 @@ from closedloop.pipeline.project import (
 )
 from closedloop.pipeline.setup import setup_project
 from closedloop.pipeline.steps import build_steps
+from closedloop.pipeline.triggers import Triggers
 
 __all__ = ["register"]
 
@@ -32,7 +33,37 @@ ProjectOption = Annotated[Path, typer.Option("--project", help="Project file.")]
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
+    app.command("scheduler")(scheduler)
     app.add_typer(pipeline_app, name="pipeline")
+
+
+def scheduler(
+    project: ProjectOption = Path(DEFAULT_PROJECT_FILE),
+    check_seconds: Annotated[
+        float,
+        typer.Option(help="How often the count and accuracy triggers are checked."),
+    ] = 60.0,
+) -> None:
+    """Run the project's pipeline triggers (schedule, new reviews, accuracy drop) until stopped."""
+    import signal
+    import threading
+
+    def work(engine: Engine) -> None:
+        triggers = Triggers(engine, load_project(project), check_seconds=check_seconds)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        triggers.start()
+        typer.echo(
+            f"closedloop scheduler running for {project}; Ctrl-C stops it", err=True
+        )
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            triggers.stop()
+
+    run(work)
 
 
 def init(

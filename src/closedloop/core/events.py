@@ -39,6 +39,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 STATUS_CHANGE = "SageMaker A2I HumanLoop Status Change"
+PIPELINE_EVENT = "closedloop Pipeline Run Status Change"
 MAX_BACKOFF_SECONDS = 3_600
 _TIMEOUT = httpx.Timeout(10.0)
 
@@ -110,8 +111,36 @@ class Events:
                 "humanLoopStatus": loop.status,
             },
         }
+        self._add(session, STATUS_CHANGE, body)
+        logger.info("human loop %s is %s", loop.name, loop.status)
+
+    def record_pipeline_event(
+        self, status: str, project: str, run_id: int, detail: dict[str, Any]
+    ) -> None:
+        """A pipeline event (Started, Promoted, Rejected, Failed, Succeeded) for the same webhooks."""
+        now = self._ctx.clock()
+        body = {
+            "version": "0",
+            "id": secrets.token_hex(16),
+            "detail-type": PIPELINE_EVENT,
+            "source": "closedloop.pipeline",
+            "account": self._ctx.settings.account_id,
+            "time": format_time(now, millis=False),
+            "region": self._ctx.settings.region,
+            "resources": [f"closedloop:pipeline/{project}/run/{run_id}"],
+            "detail": {"project": project, "runId": run_id, "status": status, **detail},
+        }
+        with self._ctx.db.write() as session:
+            self._add(session, PIPELINE_EVENT, body)
+        logger.info("pipeline %s run %d: %s", project, run_id, status)
+
+    def _add(self, session: Session, detail_type: str, body: dict[str, Any]) -> None:
+        """Store the event and one pending delivery per webhook, in the caller's transaction."""
+        now = self._ctx.clock()
         event = Event(
-            detail_type=STATUS_CHANGE, body=orjson.dumps(body).decode(), created_at=now
+            detail_type=detail_type,
+            body=orjson.dumps(body, default=str).decode(),
+            created_at=now,
         )
         session.add(event)
         session.flush()
@@ -125,7 +154,6 @@ class Events:
                     next_attempt_at=now,
                 )
             )
-        logger.info("human loop %s is %s", loop.name, loop.status)
 
     def list_events(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._ctx.db.read() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,13 @@ from pydantic import (
 from closedloop.core.conditions import parse_conditions
 from closedloop.errors import ValidationError
 
-__all__ = ["DEFAULT_PROJECT_FILE", "Project", "load_project", "starter_project"]
+__all__ = [
+    "DEFAULT_PROJECT_FILE",
+    "Project",
+    "cron_trigger",
+    "load_project",
+    "starter_project",
+]
 
 DEFAULT_PROJECT_FILE = "closedloop.toml"
 _NAME = r"^[a-z0-9](-?[a-z0-9]){0,62}$"
@@ -87,15 +94,32 @@ class TriggersSection(_Section):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
             try:
-                CronTrigger.from_crontab(value)
+                cron_trigger(value)
             except ValueError as exc:
                 raise ValueError(
                     f"must be a five-field cron expression like '0 3 * * 1'; {exc}"
                 ) from exc
         return value
+
+
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def cron_trigger(expression: str) -> Any:
+    """An APScheduler trigger for a standard cron expression, in UTC.
+
+    In cron, day-of-week 0 and 7 are Sunday and 1 is Monday; APScheduler counts
+    from Monday, so numeric days are rewritten as names before it reads them.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = expression.split()
+    if len(fields) == 5:
+        fields[4] = re.sub(
+            r"\b[0-7]\b", lambda m: _CRON_DAYS[int(m.group())], fields[4]
+        )
+    return CronTrigger.from_crontab(" ".join(fields), timezone="UTC")
 
 
 class Project(_Section):

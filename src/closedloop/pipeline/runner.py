@@ -216,10 +216,11 @@ class PipelineRunner:
             )
             session.add(run)
             session.flush()
-            logger.info(
-                "pipeline %s: run %d started (%s)", self.project, run.id, trigger
-            )
-            return run.id, False
+            run_id = run.id
+        self._engine.events.record_pipeline_event(
+            "Started", self.project, run_id, {"trigger": trigger}
+        )
+        return run_id, False
 
     def _finished_outputs(self, run_id: int) -> dict[str, dict[str, Any]]:
         with self._db.read() as session:
@@ -266,6 +267,9 @@ class PipelineRunner:
         with self._db.write() as session:
             run = session.get_one(PipelineRun, run_id)
             run.status, run.ended_at, run.error = status, self._clock(), error
+        self._engine.events.record_pipeline_event(
+            status.capitalize(), self.project, run_id, {"error": error}
+        )
 
     def list(self, limit: int = 50) -> list[RunReport]:
         with self._db.read() as session:

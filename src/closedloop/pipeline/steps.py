@@ -141,7 +141,21 @@ class _Steps:
         evaluated = context.outputs["evaluate"]
         if "skipped" in evaluated:
             return {"promote": False, "reasons": [evaluated["skipped"]]}
-        return {"promote": bool(evaluated["promote"]), "reasons": evaluated["reasons"]}
+        decision = {
+            "promote": bool(evaluated["promote"]),
+            "reasons": evaluated["reasons"],
+        }
+        trained = context.outputs["train"]
+        detail = {
+            "model": trained["model"],
+            "version": trained["version"],
+            "reasons": decision["reasons"],
+        }
+        status = "Promoted" if decision["promote"] else "Rejected"
+        context.engine.events.record_pipeline_event(
+            status, self.project.name, context.run_id, detail
+        )
+        return decision
 
     def register(self, context: StepContext) -> dict[str, Any]:
         trained, decision = context.outputs["train"], context.outputs["gate"]

@@ -56,9 +56,15 @@ def loop_input(
     model: str,
     version: int,
     endpoint: str,
+    activation: Mapping[str, Any] | None = None,
 ) -> str:
-    """The InputContent reviewers and the feedback step see: features and prediction."""
-    document = {
+    """The InputContent reviewers and the feedback step see: features and prediction.
+
+    With ``activation`` (A2I's humanTaskActivationConditionResults tree) it also
+    says whether the random audit sample picked the record (``audit``), which
+    is what an unbiased estimate of production accuracy must be built from.
+    """
+    document: dict[str, Any] = {
         "features": dict(features),
         "prediction": {
             "label": prediction.label,
@@ -68,7 +74,24 @@ def loop_input(
         "model": {"name": model, "version": version},
         "endpoint": endpoint,
     }
+    if activation is not None:
+        document["humanTaskActivationConditionResults"] = dict(activation)
+        document["audit"] = sampled(activation)
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def sampled(node: Any) -> bool:
+    """Whether a Sampling condition fired anywhere in an activation result tree."""
+    if isinstance(node, Mapping):
+        if (
+            node.get("ConditionType") == "Sampling"
+            and node.get("EvaluationResult") is True
+        ):
+            return True
+        return any(sampled(value) for value in node.values())
+    if isinstance(node, list):
+        return any(sampled(item) for item in node)
+    return False
 
 
 class Router:
@@ -110,7 +133,13 @@ class Router:
                 names.append(None)
                 continue
             name = loop_name(endpoint, model, version, key)
-            content = loop_input(record, prediction, model, version, endpoint)
+            activation = (
+                route.conditions.evaluate(prediction=prediction, sampling_key=key)
+                if route.conditions
+                else None
+            )
+            results = activation.results if activation is not None else None
+            content = loop_input(record, prediction, model, version, endpoint, results)
             self._loops.start(name, route.flow_arn, content)
             names.append(name)
         return names

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from closedloop.engine import Engine
+from closedloop.pipeline.monitoring import Monitoring
 from closedloop.web.auth import SignedIn, WebAuth
+from closedloop.web.charts import monitoring_chart
 from closedloop.web.desk import Desk
 from closedloop.web.http import Redirect
 from closedloop.web.reports import LOOP_STATUSES, Reports
@@ -47,6 +49,22 @@ def admin_router(
         signed_in = auth.require(request, "admin")
         summary = reports.overview()
         return page("admin_overview.html", signed_in, title="Overview", o=summary)
+
+    @router.get("/admin/monitoring", response_class=HTMLResponse)
+    def monitoring(request: Request) -> Response:
+        signed_in = auth.require(request, "admin")
+        watch = Monitoring(engine)
+        flows = [
+            (f.name, monitoring_chart(watch.daily(f.name))) for f in reports.flows()
+        ]
+        versions = sorted(engine.registry.list(), key=lambda v: v.created_at)
+        return page(
+            "admin_monitoring.html",
+            signed_in,
+            title="Monitoring",
+            flows=flows,
+            versions=versions,
+        )
 
     @router.get("/admin/flows", response_class=HTMLResponse)
     def flows(request: Request) -> Response:
