@@ -1,4 +1,4 @@
-# closedloop: `make demo` runs the walkthrough, `make test` runs every check.
+# closedloop: `make demo` runs the fraud-detection demo, `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -34,4 +34,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loops.py
 
 clean:
-	rm -rf $(VENV) .closedloop-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .closedloop-demo demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from closedloop import __version__
+from closedloop.cli import demo as demo_cli
 from closedloop.cli import models as models_cli
 from closedloop.cli import pipeline as pipeline_cli
 from closedloop.cli import serving as serving_cli
@@ -112,26 +113,6 @@ def serve(
         )
 
     run(start)
-
-
-@app.command()
-def demo(
-    seed: Annotated[int, typer.Option(help="Seed for the simulated reviewers.")] = 7,
-    show_output: Annotated[
-        bool,
-        typer.Option("--show-output/--no-show-output", help="Print each output.json."),
-    ] = True,
-) -> None:
-    """Walk through the engine: serve, a flow, loops from boto3, two workers answering."""
-    import orjson
-
-    from closedloop.simulation.walkthrough import run_walkthrough
-
-    outputs = run(lambda e: run_walkthrough(e, typer.echo, seed))
-    if show_output:
-        for name, document in outputs.items():
-            typer.echo(f"\n--- output.json of {name} ---")
-            typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
 @keys_app.command("create")
@@ -303,6 +284,7 @@ web_cli.register(app, workers_app)
 models_cli.register(app)
 serving_cli.register(app)
 pipeline_cli.register(app)
+demo_cli.register(app)
 
 
 def main() -> None:
