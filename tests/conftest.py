@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
-import uvicorn
 from botocore.config import Config
 
-from closedloop.api.app import create_app
 from closedloop.engine import Engine
 from closedloop.settings import Settings
+from closedloop.simulation.server import BackgroundServer
 
 POSTGRES_URL = os.environ.get("CLOSEDLOOP_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgres"] if POSTGRES_URL else ["sqlite"]
@@ -67,37 +63,11 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.close()
 
 
-class LiveServer:
-    """``closedloop serve``'s app on a real loopback port, in a thread."""
+class LiveServer(BackgroundServer):
+    """``closedloop serve``'s app on a real loopback port, without the background sweeper."""
 
-    def __init__(self, engine: Engine, *, sweep: bool = False) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(engine, sweep=sweep),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, sweep=False)
 
 
 @pytest.fixture
@@ -135,3 +105,10 @@ def a2i(server: LiveServer, credentials: dict[str, str]) -> Any:
 def sagemaker(server: LiveServer, credentials: dict[str, str]) -> Any:
     """A boto3 ``sagemaker`` client pointed at the live server."""
     return boto_client("sagemaker", server.url + "/sagemaker", credentials)
+
+
+@pytest.fixture
+def clock_engine(engine: Engine) -> Engine:
+    """The engine with a fixed clock, so merged human rows get a known label time."""
+    engine.ctx.clock = lambda: datetime(2026, 3, 1, tzinfo=UTC)
+    return engine

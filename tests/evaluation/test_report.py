@@ -9,7 +9,7 @@ import orjson
 from closedloop.engine import Engine
 from closedloop.registry import Registry
 from closedloop.training import Training
-from conftest import make_dataset
+from ml_data import make_dataset
 
 
 def test_evaluate_compares_with_production_and_writes_the_report(

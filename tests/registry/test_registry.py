@@ -19,7 +19,7 @@ from closedloop.engine import Engine
 from closedloop.errors import ConflictError, NotFoundError, StoreError
 from closedloop.registry import APPROVED, PENDING, REJECTED, Registry, prepare_features
 from closedloop.registry.artifacts import load_skops, onnx_predict_proba, onnx_session
-from conftest import make_dataset
+from ml_data import make_dataset
 
 DTYPES = {"amount": "number", "country": "string"}
 ROWS = pd.DataFrame({"amount": [5.0, 900.0, 40.0], "country": ["US", "BR", "DE"]})

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import numpy as np
 import pandas as pd
-import uvicorn
 from botocore.config import Config
-from fastapi import FastAPI
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from closedloop.api.app import create_app
 from closedloop.engine import Engine
 from closedloop.registry import Registry, prepare_features
+from closedloop.simulation.server import BackgroundServer
 
 MODEL = "fraud"
 FEATURES = ["amount", "age", "country"]
@@ -134,38 +128,11 @@ def make_flow(engine: Engine, name: str = "fraud-review", below: float = 70) -> 
     return engine.flows.create(request).arn
 
 
-def serving_app(engine: Engine) -> FastAPI:
-    return create_app(engine, sweep=False)
-
-
-class ServingServer:
-    """The serve app with the invocations route, on a loopback port, in a thread."""
+class ServingServer(BackgroundServer):
+    """The serve app, invocations route included, on a loopback port."""
 
     def __init__(self, engine: Engine) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            serving_app(engine), host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> ServingServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
+        super().__init__(engine, sweep=False)
 
 
 def boto_client(service: str, url: str, credentials: dict[str, str]) -> Any:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from closedloop.cli.models import register
 from closedloop.engine import Engine
-from conftest import make_dataset
+from ml_data import make_dataset
 
 
 @pytest.fixture

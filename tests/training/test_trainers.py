@@ -19,7 +19,7 @@ from closedloop.training import (
     resolve_trainer,
     sample_weights,
 )
-from conftest import make_dataset
+from ml_data import make_dataset
 
 
 def _training(engine: Engine) -> Training:

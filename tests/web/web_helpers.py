@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import threading
-import time
 from dataclasses import dataclass, field
 
 import httpx
-import uvicorn
 
-from closedloop.api.app import create_app
 from closedloop.engine import Engine
+from closedloop.simulation.server import BackgroundServer
 
 ROLE = "arn:aws:iam::000000000000:role/closedloop"
 TEMPLATE = (
@@ -32,35 +28,11 @@ PASSWORDS = {
 }
 
 
-class WebServer:
-    """The app with the web router on a real loopback port, in a thread."""
+class WebServer(BackgroundServer):
+    """The app with the web UI on a real loopback port, in a thread."""
 
     def __init__(self, engine: Engine) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = create_app(engine, sweep=False)
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> WebServer:
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
-
-    def __exit__(self, *_: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
+        super().__init__(engine, sweep=False)
 
 
 @dataclass

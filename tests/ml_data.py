@@ -1,16 +1,14 @@
-"""Fixtures for training tests: a mixed-dtype dataset with human-reviewed rows merged in."""
+"""Test data for training, evaluation and the registry: fraud-like rows, some human-reviewed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pandas as pd
-import pytest
 
-import closedloop.store.models_ml  # noqa: F401  (the tables the migration creates)
 from closedloop.datasets import DatasetVersion
 from closedloop.engine import Engine
 
@@ -57,10 +55,3 @@ def make_dataset(engine: Engine, tmp_path: Path, rows: int = 300) -> DatasetVers
     feedback_path = tmp_path / "feedback.parquet"
     feedback.to_parquet(feedback_path)
     return engine.datasets.merge("fraud", str(feedback_path))
-
-
-@pytest.fixture
-def clock_engine(engine: Engine) -> Engine:
-    """The engine with a fixed clock, so merged human rows get a known label time."""
-    engine.ctx.clock = lambda: datetime(2026, 3, 1, tzinfo=UTC)
-    return engine
