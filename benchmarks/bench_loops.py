@@ -21,11 +21,14 @@ Results are printed and written to ``benchmarks/results/loops.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import platform
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -67,6 +72,115 @@ BATCH = 20_000
 WARMUP_CLAIMS = 50
 PROFILED_CLAIMS = 200
 WORKERS = 4
+WRK = shutil.which("wrk") or "wrk"
+PY_MODES = ("raw", "boto3")
+MODES = ("raw", "boto3", "wrk", "wrk-plain")
+MODE_LABELS = {
+    "raw": "pre-signed raw httpx",
+    "boto3": "boto3 client",
+    "wrk": "wrk, pre-signed",
+    "wrk-plain": "wrk, pre-signed, serve without uvloop/httptools",
+}
+
+WRK_SCRIPT = r"""-- Written by bench_loops.py: send each pre-signed StartHumanLoop request once.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *ts);
+]]
+local ts = ffi.new("bench_timespec")
+local function now()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local nthreads, k = tonumber(args[2]), 0
+  donefile = args[3] .. "/done-" .. id
+  reqs = {}
+  local f = assert(io.open(args[1], "rb"))
+  while true do
+    local size = f:read("*n")
+    if size == nil then break end
+    f:read(1)
+    local raw = f:read(size)
+    if k % nthreads == id - 1 then table.insert(reqs, raw) end
+    k = k + 1
+  end
+  f:close()
+  assigned = #reqs
+  drain = wrk.format("GET", "/healthz")
+  -- wrk calls request() once on the first thread to check it; that one is not sent.
+  verifying = id == 1
+  sent, answered, ok, errors, drained = 0, 0, 0, 0, 0
+  first, last, statuses = 0, 0, ""
+end
+
+function request()
+  if verifying then
+    verifying = false
+    return reqs[1] or drain
+  end
+  if sent < assigned then
+    if sent == 0 then first = now() end
+    sent = sent + 1
+    return reqs[sent]
+  end
+  return drain
+end
+
+function delay()
+  if sent >= assigned then return 600000 end
+  return 0
+end
+
+local function finish()
+  local f = io.open(donefile, "w")
+  f:write("done")
+  f:close()
+  wrk.thread:stop()
+end
+
+function response(status, headers, body)
+  if status == 200 and string.find(body, "HumanLoopArn", 1, true) then
+    ok = ok + 1
+  elseif status == 200 then
+    drained = drained + 1
+    return
+  else
+    errors = errors + 1
+    if #statuses < 200 then statuses = statuses .. " " .. status end
+  end
+  answered = answered + 1
+  last = now()
+  if answered >= assigned then finish() end
+end
+
+function done(summary, latency, requests)
+  local parts = {}
+  for _, t in ipairs(threads) do
+    table.insert(parts, string.format(
+      '{"assigned":%d,"ok":%d,"errors":%d,"drained":%d,'
+        .. '"first":%.6f,"last":%.6f,"statuses":"%s"}',
+      t:get("assigned"), t:get("ok"), t:get("errors"), t:get("drained"),
+      t:get("first"), t:get("last"), t:get("statuses")))
+  end
+  io.write("BENCH-THREADS [" .. table.concat(parts, ",") .. "]\n")
+  io.write(string.format(
+    'BENCH-LATENCY {"p50_ms":%.3f,"p99_ms":%.3f,"max_ms":%.3f}\n',
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000))
+end
+"""
 
 console = Console()
 
@@ -116,7 +230,12 @@ def make_fixture(engine: Engine) -> Fixture:
     workers = tuple(
         engine.workforce.create_worker(f"bench-w{i}", [TEAM]) for i in range(WORKERS)
     )
-    engine.task_uis.create("bench-ui", "<crowd-form>{{ task.input.text }}</crowd-form>")
+    engine.task_uis.create(
+        "bench-ui",
+        "<crowd-form>{{ task.input.text }}"
+        "<crowd-classifier name='label' categories=\"['ok', 'bad']\"></crowd-classifier>"
+        "</crowd-form>",
+    )
     engine.flows.create(
         {
             "FlowDefinitionName": FLOW,
@@ -168,9 +287,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class ServerOptions:
+    """How ``closedloop serve`` is started: event loop and parser, worker count.
+
+    ``plain`` hides uvloop and httptools from the server process (stub modules
+    that raise ImportError go first on PYTHONPATH), so uvicorn's "auto" choice
+    falls back to asyncio and h11. ``workers`` is passed as ``--workers N`` for
+    a serve that grows that option; today's serve has none, so leave it unset.
+    """
+
+    plain: bool = False
+    workers: int | None = None
+
+
+HIDDEN_MODULES = ("uvloop", "httptools")
+
+
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """``closedloop serve`` as a subprocess on the home of ``settings``; yields its URL."""
+def serve(
+    settings: Settings, options: ServerOptions = ServerOptions()
+) -> Iterator[tuple[str, str]]:
+    """``closedloop serve`` on the home of ``settings``; yields its URL and stack."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOSEDLOOP_")}
     if settings.database_url:
@@ -185,16 +323,38 @@ def serve(settings: Settings) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
-    log = (settings.home / "serve.log").open("wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, process)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    if options.workers is not None:
+        command += ["--workers", str(options.workers)]
+    with tempfile.TemporaryDirectory(prefix="closedloop-bench-stubs-") as stubs:
+        if options.plain:
+            for module in HIDDEN_MODULES:
+                (Path(stubs) / f"{module}.py").write_text(
+                    f"raise ImportError('{module} hidden by bench_loops.py')\n"
+                )
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (stubs, env.get("PYTHONPATH", "")) if p
+            )
+        log = (settings.home / "serve.log").open("wb")
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_healthy(url, process)
+            yield url, server_stack(process.pid)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            log.close()
+
+
+def server_stack(pid: int) -> str:
+    """Which of uvloop and httptools the server process has loaded (Linux only)."""
+    maps = Path(f"/proc/{pid}/maps")
+    if not maps.exists():
+        return "unknown"
+    loaded = maps.read_text()
+    loop = "uvloop" if "uvloop" in loaded else "asyncio"
+    parser = "httptools" if "httptools" in loaded else "h11"
+    return f"{loop}+{parser}"
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -212,27 +372,57 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"closedloop serve on {url} did not answer /healthz in 60 s")
 
 
-def raw_sender(job: ClientJob) -> Callable[[int], bool]:
-    """Pre-sign every request now, so the timed part only sends them."""
-    from botocore.auth import SigV4Auth
+def signed_request(
+    signer: Any, url: str, name: str, flow_arn: str
+) -> tuple[bytes, dict[str, str]]:
+    """A StartHumanLoop request signed as boto3 signs it; returns body and headers.
+
+    The body is serialized like botocore's rest-json serializer, and the Host
+    header (which the signature covers) is set to what is sent on the wire.
+    """
     from botocore.awsrequest import AWSRequest
+
+    body = json.dumps(start_request(name, flow_arn)).encode()
+    request = AWSRequest(
+        method="POST",
+        url=url,
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "Host": urlsplit(url).netloc,
+            "User-Agent": boto_user_agent(),
+        },
+    )
+    signer.add_auth(request)
+    headers = {
+        k: v.decode() if isinstance(v, bytes) else str(v)
+        for k, v in request.headers.items()
+    }
+    headers["Content-Length"] = str(len(body))
+    return body, headers
+
+
+@functools.cache
+def boto_user_agent() -> str:
+    """The product tokens of boto3's own User-Agent header."""
+    import boto3
+    import botocore
+
+    return f"Boto3/{boto3.__version__} Botocore/{botocore.__version__}"
+
+
+def make_signer(access_key_id: str, secret_access_key: str, region: str) -> Any:
+    from botocore.auth import SigV4Auth
     from botocore.credentials import Credentials
 
-    signer = SigV4Auth(
-        Credentials(job.access_key_id, job.secret_access_key), "sagemaker", job.region
-    )
+    return SigV4Auth(Credentials(access_key_id, secret_access_key), "sagemaker", region)
+
+
+def raw_sender(job: ClientJob) -> Callable[[int], bool]:
+    """Pre-sign every request now, so the timed part only sends them."""
+    signer = make_signer(job.access_key_id, job.secret_access_key, job.region)
     url = job.base_url + "/a2i/human-loops"
-    prepared = []
-    for name in job.names:
-        body = orjson.dumps(start_request(name, job.flow_arn))
-        request = AWSRequest(
-            method="POST",
-            url=url,
-            data=body,
-            headers={"Content-Type": "application/json"},
-        )
-        signer.add_auth(request)
-        prepared.append((body, dict(request.headers.items())))
+    prepared = [signed_request(signer, url, name, job.flow_arn) for name in job.names]
     client = httpx.Client(timeout=60)
 
     def send(index: int) -> bool:
@@ -322,28 +512,142 @@ def http_run(
     }
 
 
-def bench_http(
-    settings: Settings, fx: Fixture, n: int, runs: int, clients: int
+def presign_file(url: str, settings: Settings, fx: Fixture, names: list[str]) -> bytes:
+    """Every request as raw HTTP/1.1 bytes, each preceded by its length and a newline."""
+    signer = make_signer(fx.access_key_id, fx.secret_access_key, settings.region)
+    target = url + "/a2i/human-loops"
+    path = urlsplit(target).path
+    chunks = []
+    for name in names:
+        body, headers = signed_request(signer, target, name, fx.flow_arn)
+        head = f"POST {path} HTTP/1.1\r\n" + "".join(
+            f"{k}: {v}\r\n" for k, v in headers.items()
+        )
+        raw = head.encode() + b"\r\n" + body
+        chunks.append(f"{len(raw)}\n".encode() + raw)
+    return b"".join(chunks)
+
+
+def wrk_run(
+    url: str,
+    settings: Settings,
+    fx: Fixture,
+    names: list[str],
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
+    """One wrk run that sends each of ``names`` once; returns loops/s and errors.
+
+    Requests are signed just before wrk starts (the server refuses signatures
+    older than five minutes). wrk's main thread sleeps for the whole
+    ``--duration``, so it is interrupted once every thread reports it is done;
+    the rate is timed inside the Lua script, from the first request sent to
+    the last StartHumanLoop response received.
+    """
+    with tempfile.TemporaryDirectory(prefix="closedloop-bench-wrk-") as folder:
+        work = Path(folder)
+        (work / "requests.bin").write_bytes(presign_file(url, settings, fx, names))
+        (work / "replay.lua").write_text(WRK_SCRIPT)
+        command = [
+            WRK,
+            f"--threads={args.wrk_threads}",
+            f"--connections={args.wrk_connections}",
+            f"--duration={args.wrk_duration}s",
+            f"--timeout={args.wrk_duration}s",
+            f"--script={work / 'replay.lua'}",
+            url,
+            "--",
+            str(work / "requests.bin"),
+            str(args.wrk_threads),
+            str(work),
+        ]
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        wait_for_wrk(process, work, args.wrk_threads)
+        output = process.communicate(timeout=60)[0].decode()
+    return parse_wrk(output, len(names))
+
+
+def wait_for_wrk(process: subprocess.Popen[bytes], work: Path, threads: int) -> None:
+    """Interrupt wrk (SIGINT makes it report) once every thread wrote its done file."""
+    while process.poll() is None:
+        if len(list(work.glob("done-*"))) >= threads:
+            process.send_signal(signal.SIGINT)
+            return
+        time.sleep(0.05)
+
+
+def parse_wrk(output: str, expected: int) -> dict[str, Any]:
+    lines = {
+        line.split(" ", 1)[0]: line.split(" ", 1)[1]
+        for line in output.splitlines()
+        if line.startswith("BENCH-")
+    }
+    if "BENCH-THREADS" not in lines:
+        raise RuntimeError(f"wrk printed no results:\n{output}")
+    threads = orjson.loads(lines["BENCH-THREADS"])
+    ok = sum(t["ok"] for t in threads)
+    wall = max(t["last"] for t in threads) - min(t["first"] for t in threads)
+    statuses = " ".join(t["statuses"] for t in threads).split()
+    return {
+        "loops_per_s": ok / wall if wall > 0 else 0.0,
+        "seconds": wall,
+        "ok": ok,
+        "errors": sum(t["errors"] for t in threads),
+        "unsent": expected - ok - sum(t["errors"] for t in threads),
+        "non_2xx": dict(sorted(Counter(statuses).items())),
+        "latency": orjson.loads(lines.get("BENCH-LATENCY", "{}")),
+    }
+
+
+def bench_http(
+    settings: Settings, fx: Fixture, n: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Each of ``args.modes`` against a served home; wrk modes need the wrk binary."""
     out: dict[str, Any] = {}
-    with serve(settings) as url:
-        for mode in ("raw", "boto3"):
-            results = [
-                http_run(
-                    url,
-                    settings,
-                    fx,
-                    mode,
-                    [f"http-{mode}-{r}-{i}" for i in range(n)],
-                    clients,
+    groups = [
+        (
+            ServerOptions(workers=args.serve_workers),
+            [m for m in args.modes if m in PY_MODES or m == "wrk"],
+        ),
+        (
+            ServerOptions(plain=True, workers=args.serve_workers),
+            [m for m in args.modes if m == "wrk-plain"],
+        ),
+    ]
+    for options, modes in groups:
+        if not modes:
+            continue
+        with serve(settings, options) as (url, stack):
+            for mode in modes:
+                out[mode] = http_mode(url, settings, fx, mode, n, args)
+                out[mode]["server"] = stack
+                console.print(
+                    f"  HTTP {mode} ({stack}): "
+                    f"{out[mode]['median_loops_per_s']:.0f} loops/s, "
+                    f"load average {os.getloadavg()[0]:.2f}"
                 )
-                for r in range(runs)
-            ]
-            out[mode] = summarize_runs(results)
-            console.print(
-                f"  HTTP {mode}: {out[mode]['median_loops_per_s']:.0f} loops/s"
-            )
     return out
+
+
+def http_mode(
+    url: str,
+    settings: Settings,
+    fx: Fixture,
+    mode: str,
+    n: int,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    results = []
+    for r in range(args.runs):
+        names = [f"http-{mode}-{r}-{i}" for i in range(n)]
+        if mode in PY_MODES:
+            results.append(http_run(url, settings, fx, mode, names, args.clients))
+        else:
+            results.append(wrk_run(url, settings, fx, names, args))
+    summary = summarize_runs(results)
+    summary["loadavg_after"] = os.getloadavg()
+    return summary
 
 
 def summarize_runs(results: list[dict[str, float]]) -> dict[str, Any]:
@@ -479,7 +783,7 @@ def time_claims(engine: Engine, fx: Fixture, claims: int) -> list[float]:
         if index % 2:
             engine.tasks.release(worker, task.task_id)
         else:
-            engine.tasks.answer(worker, task.task_id, {"label": "ok"})
+            engine.tasks.answer(worker, task.task_id, {"label": {"label": "ok"}})
     return timings
 
 
@@ -628,9 +932,7 @@ def run_backend(
         try:
             fx = make_fixture(engine)
             result["version"] = database_version(engine)
-            result["http"] = bench_http(
-                settings, fx, params["loops"], args.runs, args.clients
-            )
+            result["http"] = bench_http(settings, fx, params["loops"], args)
             result["api"] = bench_api(engine, fx, params["loops"], args.runs)
         finally:
             engine.close()
@@ -686,10 +988,11 @@ def print_table(results: dict[str, Any]) -> None:
     for column in ("backend", "measurement", "result", "target"):
         table.add_column(column)
     for backend, res in results.items():
-        for mode, label in (("raw", "pre-signed raw httpx"), ("boto3", "boto3 client")):
-            value = res["http"][mode]["median_loops_per_s"]
-            errors = res["http"][mode]["errors"]
+        for mode, http in res["http"].items():
+            value = http["median_loops_per_s"]
+            errors = http["errors"]
             note = f" ({errors} errors)" if errors else ""
+            label = f"{MODE_LABELS[mode]}; {http['server']}"
             target = f">= {TARGET_HTTP_PER_S:.0f}/s {verdict(value, TARGET_HTTP_PER_S, True)}"
             table.add_row(
                 backend,
@@ -734,6 +1037,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clients", type=int, default=8, help="HTTP client processes")
     parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="HTTP modes, comma-separated: " + ",".join(MODES),
+    )
+    parser.add_argument("--wrk-threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--wrk-connections", type=int, default=16, help="wrk keep-alive connections"
+    )
+    parser.add_argument(
+        "--wrk-duration", type=int, default=120, help="wrk cap on one run, seconds"
+    )
+    parser.add_argument(
+        "--serve-workers",
+        type=int,
+        help="pass --workers N to closedloop serve (for a serve that has it)",
+    )
+    parser.add_argument(
         "--postgres-url",
         help="URL of a role that may CREATE DATABASE (default: /tmp/pgurl)",
     )
@@ -747,6 +1067,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(
             f"--backends must name sqlite and/or postgres; got {sorted(unknown)!r}"
         )
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(args.modes) - set(MODES):
+        parser.error(f"--modes must name some of {MODES!r}; got {args.modes!r}")
+    if {"wrk", "wrk-plain"} & set(args.modes) and shutil.which("wrk") is None:
+        console.print("[yellow]wrk is not installed; skipping the wrk modes")
+        args.modes = [m for m in args.modes if m in PY_MODES]
     if "postgres" in args.backends and not args.postgres_url:
         if not PGURL_FILE.exists():
             parser.error("--postgres-url is required when /tmp/pgurl does not exist")
@@ -765,6 +1091,11 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
     params.update(
         runs=args.runs,
         http_client_processes=args.clients,
+        http_modes=args.modes,
+        wrk_threads=args.wrk_threads,
+        wrk_connections=args.wrk_connections,
+        wrk_duration_cap_s=args.wrk_duration,
+        serve_workers=args.serve_workers,
         task_count=1,
         workers=WORKERS,
         warmup_claims=WARMUP_CLAIMS,
