@@ -224,6 +224,13 @@ class Task(Base):
             postgresql_where=text("status = 'leased'"),
         ),
         Index("ix_tasks_loop_worker", "loop_id", "worker_pk"),
+        Index(
+            "ix_tasks_worker_loop",
+            "worker_pk",
+            "loop_id",
+            sqlite_where=text("worker_pk IS NOT NULL"),
+            postgresql_where=text("worker_pk IS NOT NULL"),
+        ),
     )
 
 
