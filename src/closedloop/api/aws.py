@@ -41,21 +41,22 @@ class PayloadTooLargeError(ValidationError):
     status = 413
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 past :data:`MAX_BODY_BYTES` without reading it all."""
+async def read_body(
+    request: Request, limit: int = MAX_BODY_BYTES, field: str = "body"
+) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(
-            f"request body must be at most {MAX_BODY_BYTES} bytes; got {declared}",
-            "body",
+            f"{field} must be at most {limit} bytes; got {declared}", field
         )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             raise PayloadTooLargeError(
-                f"request body must be at most {MAX_BODY_BYTES} bytes", "body"
+                f"{field} must be at most {limit} bytes; got more", field
             )
         chunks.append(chunk)
     return b"".join(chunks)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from closedloop.api.aws import AwsAuth, PayloadTooLargeError, aws_error
+from closedloop.api.aws import AwsAuth, aws_error, read_body
 from closedloop.engine import Engine
 from closedloop.errors import (
     ClosedloopError,
@@ -51,7 +51,7 @@ def invocations_router(
     @router.post("/endpoints/{name}/invocations")
     async def invoke_endpoint(request: Request, name: str) -> Response:
         try:
-            body = await _read_body(request)
+            body = await read_body(request, MAX_INVOCATION_BYTES, "Body")
             auth.verify(request, body)
             records, single = _records(name, request, body)
             invocation = await run_in_threadpool(serving.invoke, name, records)
@@ -60,28 +60,6 @@ def invocations_router(
         return _answer(invocation, single)
 
     return router
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isdigit()
-        and int(declared) > MAX_INVOCATION_BYTES
-    ):
-        raise PayloadTooLargeError(
-            f"Body must be at most {MAX_INVOCATION_BYTES} bytes; got {declared}", "Body"
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_INVOCATION_BYTES:
-            raise PayloadTooLargeError(
-                f"Body must be at most {MAX_INVOCATION_BYTES} bytes; got more", "Body"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _records(name: str, request: Request, body: bytes) -> tuple[list[Any], bool]:

@@ -80,12 +80,7 @@ def _with_token(result: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 
 def create_human_task_ui(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:
-    validate_request("sagemaker", "CreateHumanTaskUi", params)
-    return {
-        "HumanTaskUiArn": engine.task_uis.create(
-            params["HumanTaskUiName"], params["UiTemplate"]["Content"]
-        ).arn
-    }
+    return {"HumanTaskUiArn": engine.task_uis.create_request(params).arn}
 
 
 def describe_human_task_ui(engine: Engine, params: dict[str, Any]) -> dict[str, Any]:

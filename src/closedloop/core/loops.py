@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
@@ -21,6 +20,7 @@ from closedloop.core.output import OutputAnswer, output_document, output_uri
 from closedloop.core.paging import Page, PageRequest, finish, paginate
 from closedloop.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from closedloop.spec import validate_request
+from closedloop.store.db import is_duplicate
 from closedloop.store.models import (
     Answer,
     FlowDefinition,
@@ -143,7 +143,7 @@ class Loops:
         try:
             loop = self._insert(flow, row)
         except StoreError as exc:
-            if not isinstance(exc.__cause__, IntegrityError):
+            if not is_duplicate(exc):
                 raise
             loop = None  # started by a concurrent request with the same name
         if loop is None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from closedloop.core.context import Context
 from closedloop.core.paging import Page, PageRequest, finish, paginate
-from closedloop.errors import ConflictError, NotFoundError, ValidationError
+from closedloop.errors import ConflictError, NotFoundError, StoreError, ValidationError
 from closedloop.spec import validate_request
+from closedloop.store.db import is_duplicate
 from closedloop.store.models import FlowDefinition, HumanTaskUi
 
 __all__ = ["TASK_UI_ARN_PREFIX", "TaskUiInfo", "TaskUis"]
@@ -50,11 +52,14 @@ class TaskUis:
         return arn[len(prefix) :]
 
     def create(self, name: str, content: str) -> TaskUiInfo:
-        validate_request(
-            "sagemaker",
-            "CreateHumanTaskUi",
-            {"HumanTaskUiName": name, "UiTemplate": {"Content": content}},
+        return self.create_request(
+            {"HumanTaskUiName": name, "UiTemplate": {"Content": content}}
         )
+
+    def create_request(self, request: Mapping[str, Any]) -> TaskUiInfo:
+        """Create from a CreateHumanTaskUi request, checked against the API model."""
+        validate_request("sagemaker", "CreateHumanTaskUi", request)
+        name, content = request["HumanTaskUiName"], request["UiTemplate"]["Content"]
         digest = hashlib.sha256(content.encode()).hexdigest()
         try:
             with self._ctx.db.write() as session:
@@ -68,7 +73,9 @@ class TaskUis:
                         created_at=self._ctx.clock(),
                     )
                 )
-        except IntegrityError as exc:
+        except StoreError as exc:
+            if not is_duplicate(exc):
+                raise
             raise ConflictError(f"HumanTaskUi {name!r} already exists") from exc
         logger.info("human task UI created: %s", name)
         return self.describe(name)

@@ -12,12 +12,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from closedloop.errors import ClosedloopError, StoreError
 
-__all__ = ["Database"]
+__all__ = ["Database", "is_duplicate"]
 
 logger = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).with_name("migrations")
@@ -128,3 +128,8 @@ class Database:
     def dispose(self) -> None:
         self._writer.dispose()
         self._reader.dispose()
+
+
+def is_duplicate(error: StoreError) -> bool:
+    """Whether a write failed on a unique constraint (a concurrent insert of the same key won)."""
+    return isinstance(error.__cause__, IntegrityError)

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
@@ -18,8 +17,10 @@ from closedloop.errors import (
     ClosedloopError,
     ConflictError,
     NotFoundError,
+    StoreError,
     ValidationError,
 )
+from closedloop.store.db import is_duplicate
 from closedloop.store.models import Worker
 from closedloop.store.models_web import LoginAttempt, Operator, WebSession
 
@@ -94,7 +95,9 @@ class Accounts:
                         name=name, password_hash=digest, created_at=self._ctx.clock()
                     )
                 )
-        except IntegrityError as exc:
+        except StoreError as exc:
+            if not is_duplicate(exc):
+                raise
             raise ConflictError(f"operator {name!r} already exists") from exc
         logger.info("operator created: %s", name)
 
