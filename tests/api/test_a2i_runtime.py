@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -342,3 +343,27 @@ def test_list_refuses_bad_paging_and_unknown_flow(kit: Any) -> None:
     assert "NextToken" in caught.value.response["Error"]["Message"]
     with pytest.raises(a2i.exceptions.ResourceNotFoundException):
         a2i.list_human_loops(FlowDefinitionArn=flow_arn.replace("fraud", "ghost"))
+
+
+def test_concurrent_starts_each_get_their_own_answer(kit: Any) -> None:
+    """Starts that arrive together share a transaction; none is lost or mixed up."""
+    flow_arn = kit.flow()
+    kit.start("txn-taken", flow_arn, amount=0)
+    names = [f"txn-{i}" for i in range(60)]
+
+    def start(name: str) -> str:
+        try:
+            return kit.start(name, flow_arn, amount=name)
+        except kit.a2i.exceptions.ConflictException:
+            return "conflict"
+
+    calls = [*names, *names, "txn-taken"]
+    with ThreadPoolExecutor(10) as pool:
+        results = dict(zip(calls, pool.map(start, calls), strict=False))
+
+    assert results["txn-taken"] == "conflict"
+    assert all(results[n].endswith(f"human-loop/{n}") for n in names)
+    listed = kit.a2i.list_human_loops(FlowDefinitionArn=flow_arn, MaxResults=100)
+    assert len(listed["HumanLoopSummaries"]) == 61
+    stored = kit.engine.loops.describe("txn-41").input_content
+    assert json.loads(stored) == {"amount": "txn-41"}

@@ -200,3 +200,52 @@ def test_loop_of_a_deleted_flow_stays_readable(engine: Engine) -> None:
     assert (loop.status, loop.flow_arn) == ("Stopped", flow)
     with pytest.raises(ValidationError, match="FlowDefinitionArn"):
         engine.loops.start("item-2", flow, '{"x": 1}')
+
+
+def _start(name: str, flow: str, content: str) -> dict[str, object]:
+    return {
+        "HumanLoopName": name,
+        "FlowDefinitionArn": flow,
+        "HumanLoopInput": {"InputContent": content},
+    }
+
+
+def test_starts_written_together_each_get_their_own_outcome(engine: Engine) -> None:
+    flow = _flow(engine, task_count=2)
+    engine.loops.start("taken", flow, '{"x": 0}')
+
+    outcomes = engine.loops.start_many(
+        [
+            _start("new-1", flow, '{"x": 1}'),
+            _start("Bad Name", flow, '{"x": 2}'),
+            _start("taken", flow, '{"x": 0}'),
+            _start("taken", flow, '{"x": 9}'),
+            _start("new-2", flow, '{"x": 3}'),
+            _start("new-2", flow, '{"x": 3}'),
+            _start("new-1", flow, '{"x": 4}'),
+        ]
+    )
+
+    kinds = [
+        type(o).__name__ if isinstance(o, Exception) else o.created for o in outcomes
+    ]
+    assert kinds == [
+        True,
+        "ValidationError",
+        False,
+        "ConflictError",
+        True,
+        False,
+        "ConflictError",
+    ]
+    assert "HumanLoopName" in str(outcomes[1])
+    listed = engine.loops.list(flow, PageRequest(max_results=10))
+    assert sorted(i.name for i in listed.rows) == ["new-1", "new-2", "taken"]
+    assert engine.loops.describe("new-1").input_content == '{"x": 1}'
+    workers = [_worker(engine, f"w{i}") for i in range(2)]
+    claims = [(w.name, engine.tasks.claim_next(w)) for w in workers for _ in range(4)]
+    claimed = {(name, c.human_loop_name) for name, c in claims if c is not None}
+    assert sum(c is None for _, c in claims) == 2  # two tasks per loop, no more
+    assert claimed == {
+        (w.name, n) for w in workers for n in ("taken", "new-1", "new-2")
+    }

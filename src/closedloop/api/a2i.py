@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from closedloop.api.aws import AwsAuth, aws_error, epoch, json_body, read_body
+from closedloop.api.batching import StartBatcher
 from closedloop.core.loops import LoopInfo
 from closedloop.core.paging import PageRequest
 from closedloop.engine import Engine
@@ -31,6 +32,8 @@ def a2i_router(engine: Engine, auth: AwsAuth) -> APIRouter:
     # transaction each: running them on the event loop saves two thread
     # hand-offs per request, which on two cores cost half the throughput.
     inline = engine.ctx.db.is_sqlite
+    # Loop starts arriving together are written in one transaction.
+    starts = StartBatcher(loops.start_many)
 
     async def handle(
         request: Request, work: Callable[[dict[str, Any]], dict[str, Any]]
@@ -46,10 +49,15 @@ def a2i_router(engine: Engine, auth: AwsAuth) -> APIRouter:
 
     @router.post("/human-loops")
     async def start_human_loop(request: Request) -> Response:
-        def work(params: dict[str, Any]) -> dict[str, Any]:
-            return {"HumanLoopArn": loops.start_request(params).loop.arn}
-
-        return await handle(request, work)
+        try:
+            body = await read_body(request)
+            auth.verify(request, body)
+            started = await starts.start(json_body(body))
+        except ClosedloopError as exc:
+            return aws_error(exc, _JSON)
+        return Response(
+            orjson.dumps({"HumanLoopArn": started.loop.arn}), media_type=_JSON
+        )
 
     @router.post("/human-loops/stop")
     async def stop_human_loop(request: Request) -> Response:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
@@ -18,7 +18,13 @@ from closedloop.core.events import Events
 from closedloop.core.flows import Flows, FlowSnapshot
 from closedloop.core.output import OutputAnswer, output_document, output_uri
 from closedloop.core.paging import Page, PageRequest, finish, paginate
-from closedloop.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from closedloop.errors import (
+    ClosedloopError,
+    ConflictError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 from closedloop.spec import validate_request
 from closedloop.store.db import is_duplicate
 from closedloop.store.models import (
@@ -45,6 +51,9 @@ LOOP_ARN_PREFIX = "human-loop/"
 FINISHED = ("Completed", "Failed", "Stopped")
 OPEN = ("InProgress", "Stopping")
 
+_LOOPS = cast(Table, HumanLoop.__table__)
+_TASKS = cast(Table, Task.__table__)
+
 # Renders a task UI template with a loop's input; returns why it failed, or None.
 TemplateCheck = Callable[[str, dict[str, Any]], str | None]
 
@@ -69,6 +78,14 @@ class LoopInfo:
 class StartResult:
     loop: LoopInfo
     created: bool
+
+
+@dataclass(frozen=True)
+class _NewLoop:
+    """A checked StartHumanLoop request: its flow and the row to insert."""
+
+    flow: FlowSnapshot
+    row: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,37 @@ class Loops:
 
     def start_request(self, request: Mapping[str, Any]) -> StartResult:
         """Start a loop from a StartHumanLoop request, checked against the API model."""
+        outcome = self.start_many([request])[0]
+        if isinstance(outcome, ClosedloopError):
+            raise outcome
+        return outcome
+
+    def start_many(
+        self, requests: Sequence[Mapping[str, Any]]
+    ) -> list[StartResult | ClosedloopError]:
+        """Start several loops in one transaction; one outcome per request, in order.
+
+        This is group commit: the cost of a transaction (and of its WAL flush)
+        is shared by every loop in it. A request that fails validation, or
+        whose name is taken with other input, gets its error as its outcome and
+        does not affect the others.
+        """
+        outcomes: list[StartResult | ClosedloopError | None] = [None] * len(requests)
+        prepared: list[tuple[int, _NewLoop]] = []
+        for index, request in enumerate(requests):
+            try:
+                prepared.append((index, self._prepare(request)))
+            except ClosedloopError as exc:
+                outcomes[index] = exc
+        for index, outcome in zip(
+            [i for i, _ in prepared],
+            self._commit([p for _, p in prepared]),
+            strict=True,
+        ):
+            outcomes[index] = outcome
+        return [o for o in outcomes if o is not None]
+
+    def _prepare(self, request: Mapping[str, Any]) -> _NewLoop:
         validate_request("sagemaker-a2i-runtime", "StartHumanLoop", request)
         name = request["HumanLoopName"]
         input_content = request["HumanLoopInput"]["InputContent"]
@@ -140,24 +188,45 @@ class Loops:
         row = self._new_row(
             flow, name, input_content, digest, request.get("DataAttributes"), problem
         )
+        return _NewLoop(flow, row)
+
+    def _commit(self, news: Sequence[_NewLoop]) -> list[StartResult | ClosedloopError]:
+        """Insert new loops together; when a concurrent writer took one of the
+        names first, fall back to one transaction per loop."""
+        if not news:
+            return []
         try:
-            loop = self._insert(flow, row)
+            placed = self._insert(news)
         except StoreError as exc:
             if not is_duplicate(exc):
                 raise
-            loop = None  # started by a concurrent request with the same name
-        if loop is None:
+            if len(news) > 1:
+                return [o for new in news for o in self._commit([new])]
+            placed = [None]  # started by a concurrent request with the same name
+        outcomes: list[StartResult | ClosedloopError] = []
+        for new, loop in zip(news, placed, strict=True):
+            if loop is None:
+                outcomes.append(self._existing(new))
+                continue
+            logger.info(
+                "human loop started: %s (flow %s, TaskCount %d)",
+                loop.name,
+                loop.flow_name,
+                loop.task_count,
+            )
+            outcomes.append(StartResult(self._info(loop), created=True))
+        return outcomes
+
+    def _existing(self, new: _NewLoop) -> StartResult | ClosedloopError:
+        """The outcome of starting a loop whose name is taken: the same loop, or a conflict."""
+        try:
             with self._ctx.db.read() as session:
-                return StartResult(
-                    self._same_loop(self._row(session, name), digest), created=False
-                )
-        logger.info(
-            "human loop started: %s (flow %s, TaskCount %d)",
-            name,
-            flow_name,
-            flow.task_count,
-        )
-        return StartResult(self._info(loop), created=True)
+                existing = self._row(session, new.row["name"])
+            return StartResult(
+                self._same_loop(existing, new.row["input_sha256"]), created=False
+            )
+        except ClosedloopError as exc:
+            return exc
 
     def _render_problem(self, flow: FlowSnapshot, value: dict[str, Any]) -> str | None:
         """Why the flow's task UI cannot render this input (the loop then fails, as in A2I)."""
@@ -198,32 +267,54 @@ class Loops:
             "output_written": False,
         }
 
-    def _insert(self, flow: FlowSnapshot, row: dict[str, Any]) -> HumanLoop | None:
-        """Insert the loop and its tasks; None when a loop of that name exists."""
+    def _insert(self, news: Sequence[_NewLoop]) -> list[HumanLoop | None]:
+        """Insert loops and their tasks; None for a name already taken, in the
+        store or earlier in ``news``."""
         with self._ctx.db.write() as session:
-            existing = session.execute(
-                select(HumanLoop.id).where(HumanLoop.name == row["name"])
-            ).first()
-            if existing is not None:
-                return None
-            loop_id = session.execute(
-                insert(HumanLoop).values(**row).returning(HumanLoop.id)
-            ).scalar_one()
-            loop = HumanLoop(id=loop_id, **row)
-            if loop.status == "Failed":
-                self._events.record_status_change(
-                    session, loop, self.flow_arn(flow.name), self.arn(loop.name)
-                )
-            else:
-                tasks = [
-                    {
-                        "loop_id": loop_id,
-                        "team_name": flow.team_name,
-                        "status": "available",
-                    }
-                ] * flow.task_count
-                session.execute(insert(Task), tasks)
-        return loop
+            connection = session.connection()
+            taken = set(
+                connection.execute(
+                    select(_LOOPS.c.name).where(
+                        _LOOPS.c.name.in_({new.row["name"] for new in news})
+                    )
+                ).scalars()
+            )
+            fresh: dict[int, _NewLoop] = {}
+            for index, new in enumerate(news):
+                if new.row["name"] not in taken:
+                    taken.add(new.row["name"])
+                    fresh[index] = new
+            if not fresh:
+                return [None] * len(news)
+            ids = connection.execute(
+                insert(_LOOPS).returning(_LOOPS.c.id, sort_by_parameter_order=True),
+                [new.row for new in fresh.values()],
+            ).scalars()
+            loops = {
+                index: HumanLoop(id=loop_id, **new.row)
+                for (index, new), loop_id in zip(fresh.items(), ids, strict=True)
+            }
+            tasks = [
+                {
+                    "loop_id": loops[i].id,
+                    "team_name": new.flow.team_name,
+                    "status": "available",
+                }
+                for i, new in fresh.items()
+                if loops[i].status == "InProgress"
+                for _ in range(new.flow.task_count)
+            ]
+            if tasks:
+                connection.execute(insert(_TASKS), tasks)
+            for loop in loops.values():
+                if loop.status == "Failed":
+                    self._events.record_status_change(
+                        session,
+                        loop,
+                        self.flow_arn(loop.flow_name),
+                        self.arn(loop.name),
+                    )
+        return [loops.get(index) for index in range(len(news))]
 
     def _same_loop(self, existing: HumanLoop, digest: str) -> LoopInfo:
         if existing.input_sha256 != digest:
