@@ -72,9 +72,18 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "How often serve expires loops, returns lapsed leases and delivers webhooks.",
     ),
+    Setting(
+        "template_scripts",
+        "CLOSEDLOOP_TEMPLATE_SCRIPTS",
+        "off",
+        "Scripts of custom task templates: off, or `inline` (the template's own "
+        "<script> blocks run, in the sandboxed frame) and/or https:// origins they "
+        "may load scripts and stylesheets from, space-separated.",
+    ),
 )
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_SCRIPT_ORIGIN = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _ACCOUNT = re.compile(r"[0-9]{12}")
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9]")
 
@@ -91,6 +100,17 @@ class Settings:
     secret_key: str = field(default="", repr=False)
     sqlite_synchronous: str = "NORMAL"
     sweep_seconds: float = 2.0
+    template_scripts: tuple[str, ...] = ()
+
+    @property
+    def inline_template_scripts(self) -> bool:
+        """Whether a task template's own inline scripts run in the task frame."""
+        return "inline" in self.template_scripts
+
+    @property
+    def template_script_origins(self) -> tuple[str, ...]:
+        """Origins a task template may load scripts and stylesheets from."""
+        return tuple(t for t in self.template_scripts if t != "inline")
 
     @classmethod
     def from_env(
@@ -139,6 +159,7 @@ class Settings:
             secret_key=raw["secret_key"],
             sqlite_synchronous=synchronous,
             sweep_seconds=sweep,
+            template_scripts=_template_scripts(raw["template_scripts"]),
         )
 
     @property
@@ -156,3 +177,17 @@ class Settings:
     def arn(self, resource: str) -> str:
         """An ARN of this installation, e.g. ``arn(\"flow-definition/x\")``."""
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{resource}"
+
+
+def _template_scripts(value: str) -> tuple[str, ...]:
+    tokens = value.split()
+    if tokens == ["off"] or not tokens:
+        return ()
+    for token in tokens:
+        if token != "inline" and not _SCRIPT_ORIGIN.fullmatch(token):
+            raise ValidationError(
+                "CLOSEDLOOP_TEMPLATE_SCRIPTS must be 'off', or 'inline' and/or "
+                f"origins like https://cdn.example.com; got {token!r}",
+                "template_scripts",
+            )
+    return tuple(dict.fromkeys(tokens))

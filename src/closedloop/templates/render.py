@@ -7,15 +7,16 @@ the template says ``skip_autoescape``; ``to_json``, ``escape``, ``escape_once`` 
 The page a worker sees is a complete HTML document meant for an iframe with
 ``sandbox="allow-scripts allow-forms"`` (never ``allow-same-origin``), served
 with the Content-Security-Policy ``task_frame_csp(nonce)`` gives: scripts only
-from closedloop or with the nonce, no fetch/XHR/WebSocket (no ``connect-src``),
-images and media from closedloop only, and a CSP ``sandbox`` so the page stays
-sandboxed even when opened on its own. Only
-closedloop's own crowd-elements.js carries the nonce (the ``<script>`` loading
-AWS's element library from assets.crowd.aws is dropped); an inline ``<script>``
-written in a template runs only when the page is rendered with
-``template_scripts=True`` (never one with ``src``, never one that came from the
-input through ``skip_autoescape``), and then still inside the sandbox: an opaque origin with no cookies, no storage of
-the host and no network access (no ``connect-src``).
+from closedloop, with the nonce, or from origins the operator allowed; the
+template's own styles; no fetch/XHR/WebSocket (no ``connect-src``); images and
+media from closedloop only; and a CSP ``sandbox`` so the page stays sandboxed
+even when opened on its own. closedloop's crowd-elements.js carries the nonce
+(the ``<script>`` loading AWS's element library from assets.crowd.aws is
+dropped); an inline ``<script>`` written in a template gets it only when the
+page is rendered with ``template_scripts=True`` (``CLOSEDLOOP_TEMPLATE_SCRIPTS``
+says ``inline``), never one that came from the input through
+``skip_autoescape``, and even then it runs inside the sandbox: an opaque
+origin with no cookies, no storage of the host and no network access.
 
 Frame protocol (``FRAME_PROTOCOL``): the frame talks to its host only with
 ``window.parent.postMessage(message, "*")``; the frame's origin is ``"null"``, so
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +49,7 @@ __all__ = [
     "AWS_ELEMENTS_SCRIPT",
     "FRAME_PROTOCOL",
     "check_renders",
+    "frame_origin",
     "render_task_page",
     "render_task_ui",
     "static_dir",
@@ -60,6 +62,8 @@ FRAME_PROTOCOL: dict[str, str] = {
     "focus": "closedloop:focus",
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+_STATIC_PATH = re.compile(r"/[A-Za-z0-9/._-]*")
 # Inline scripts only: a template's <script src=...> never gets the nonce.
 _INLINE_SCRIPT_TAG = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])", re.IGNORECASE)
 # AWS's own element library, which A2I templates load; closedloop brings its own.
@@ -126,17 +130,48 @@ def check_renders(template: str, input_content: dict[str, Any]) -> str | None:
     return None
 
 
-def task_frame_csp(nonce: str) -> str:
-    """The Content-Security-Policy header to serve a task page rendered with ``nonce``."""
+def task_frame_csp(
+    nonce: str,
+    *,
+    origin: str = "",
+    static_path: str = "",
+    script_origins: Sequence[str] = (),
+) -> str:
+    """The Content-Security-Policy header to serve a task page rendered with ``nonce``.
+
+    ``origin`` (``https://host:port``) is where closedloop serves the page, named
+    next to ``'self'`` for images and media; with ``static_path`` too, scripts
+    without the nonce may come only from that path, not from anywhere on the
+    origin. ``script_origins`` are the operator's allow-list of other origins a
+    template may load scripts and stylesheets from (``CLOSEDLOOP_TEMPLATE_SCRIPTS``).
+    Styles written in a template apply (``'unsafe-inline'`` for styles only);
+    nothing in the frame may connect anywhere (no ``connect-src``).
+    """
     _check_nonce(nonce)
+    for value in (origin, *script_origins):
+        if value and not _ORIGIN.fullmatch(value):
+            raise ValueError(
+                f"origin must look like https://host[:port]; got {value!r}"
+            )
+    if static_path and not _STATIC_PATH.fullmatch(static_path):
+        raise ValueError(f"static_path must be a plain /path; got {static_path!r}")
+    own = f"'self' {origin}" if origin else "'self'"
+    scripts = origin + static_path if origin and static_path else "'self'"
+    extra = "".join(f" {o}" for o in script_origins)
     return (
         "default-src 'none'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
-        "style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self' data:; "
+        f"script-src {scripts} 'nonce-{nonce}'{extra}; "
+        f"style-src 'self' 'unsafe-inline'{extra}; "
+        f"img-src {own} data: blob:; media-src {own} blob:; font-src 'self' data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
         "sandbox allow-scripts allow-forms"
     )
+
+
+def frame_origin(scheme: str, host: str) -> str:
+    """``scheme://host`` for :func:`task_frame_csp`; empty when ``host`` is not a plain host[:port]."""
+    origin = f"{scheme}://{host}"
+    return origin if _ORIGIN.fullmatch(origin) else ""
 
 
 def _check_nonce(nonce: str) -> None:

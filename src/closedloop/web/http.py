@@ -20,7 +20,6 @@ __all__ = [
     "Pages",
     "Redirect",
     "error_response",
-    "frame_csp",
     "security_headers",
     "static_file",
     "web_route_class",
@@ -43,17 +42,6 @@ class Redirect(Exception):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.url = url
-
-
-def frame_csp(origin: str, static_path: str, nonce: str) -> str:
-    """The policy of a task frame: scripts and styles from the static path or the nonce."""
-    static = origin + static_path
-    return (
-        f"default-src 'none'; script-src {static} 'nonce-{nonce}'; "
-        f"style-src {static} 'nonce-{nonce}'; img-src 'self' {origin} data:; "
-        "font-src 'self' data:; form-action 'none'; base-uri 'none'; "
-        "frame-ancestors 'self'"
-    )
 
 
 def security_headers(response: Response) -> Response:

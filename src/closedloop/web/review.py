@@ -16,10 +16,13 @@ from closedloop.core.workforce import WorkerInfo
 from closedloop.engine import Engine
 from closedloop.errors import ValidationError
 from closedloop.templates.objects import ObjectUrlSigner
-from closedloop.templates.render import render_task_page
+from closedloop.templates.render import (
+    frame_origin,
+    render_task_page,
+    task_frame_csp,
+)
 from closedloop.web.auth import SignedIn, WebAuth
 from closedloop.web.desk import Desk, TaskView
-from closedloop.web.http import frame_csp
 
 __all__ = ["CROWD_STATIC_PATH", "review_router"]
 
@@ -114,7 +117,7 @@ class _Review:
         signed_in = self.auth.require(request, "review")
         content = self.desk.frame(self.worker(signed_in), task_id)
         nonce = secrets.token_urlsafe(18)
-        origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        settings = self.engine.ctx.settings
         try:
             html = render_task_page(
                 content.template,
@@ -122,12 +125,16 @@ class _Review:
                 static_prefix=CROWD_STATIC_PATH,
                 object_url=self.signer.sign,
                 nonce=nonce,
+                template_scripts=settings.inline_template_scripts,
             )
         except ValidationError as exc:
             html = _frame_problem(exc.message)
         response = HTMLResponse(html)
-        response.headers["content-security-policy"] = frame_csp(
-            origin, CROWD_STATIC_PATH, nonce
+        response.headers["content-security-policy"] = task_frame_csp(
+            nonce,
+            origin=frame_origin(request.url.scheme, request.headers.get("host", "")),
+            static_path=CROWD_STATIC_PATH,
+            script_origins=settings.template_script_origins,
         )
         return response
 
