@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +15,11 @@ import fsspec
 
 from closedloop.errors import StoreError, ValidationError
 
-__all__ = ["ObjectStore"]
+__all__ = ["STALE_TEMPORARY_SECONDS", "ObjectStore"]
+
+logger = logging.getLogger(__name__)
+# A temporary file this old next to an object is a write that was killed part way.
+STALE_TEMPORARY_SECONDS = 60
 
 
 class ObjectStore:
@@ -104,3 +111,20 @@ def _write_local_atomic(path: Path, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+    _remove_stale_temporaries(path)
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete what an earlier write of ``path`` left when its process was killed.
+
+    Only temporaries older than a minute go, so a write still running in
+    another process keeps its file.
+    """
+    cutoff = time.time() - STALE_TEMPORARY_SECONDS
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
+                logger.info("removed a stale temporary file: %s", leftover)
+        except FileNotFoundError:
+            continue
