@@ -10,6 +10,7 @@ import httpx
 from web_helpers import PASSWORDS, Kit, WebServer, csrf_from, sign_in
 
 from closedloop.engine import Engine
+from closedloop.web.accounts import CLIENT_LOCKOUT_FAILURES, Accounts
 
 SignInAs = Callable[[str, str], httpx.Client]
 
@@ -87,6 +88,24 @@ def test_five_failures_lock_the_username_even_on_another_server(
     finally:
         second.close()
     assert _login(client, "review", "alice", PASSWORDS["alice"]).status_code == 303
+
+
+def test_guessing_across_usernames_from_one_address_is_stopped(
+    web: WebServer, engine: Engine
+) -> None:
+    client = httpx.Client(base_url=web.url)
+    for i in range(CLIENT_LOCKOUT_FAILURES):
+        response = _login(client, "review", f"guess-{i % 4}", "guessing-wrong-1")
+        assert response.status_code == 401
+    # Four failures each: no username is locked, but this address now is.
+    refused = _login(client, "review", "alice", PASSWORDS["alice"])
+    assert refused.status_code == 429
+    assert "too many failed sign-ins from this address" in refused.text
+    assert f"the limit is {CLIENT_LOCKOUT_FAILURES}" in refused.text
+
+    accounts = Accounts(engine.ctx)
+    elsewhere = accounts.sign_in("review", "alice", PASSWORDS["alice"], "192.0.2.7")
+    assert elsewhere.name == "alice"
 
 
 def test_forms_and_fetches_without_the_csrf_token_are_refused(

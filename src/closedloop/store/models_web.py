@@ -43,9 +43,11 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(128))
     succeeded: Mapped[bool] = mapped_column(Boolean)
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    client: Mapped[str | None] = mapped_column(String(64))  # the caller's address
 
     __table_args__ = (
         Index("ix_login_attempts_user_time", "realm", "username", "attempted_at"),
+        Index("ix_login_attempts_client_time", "client", "attempted_at"),
     )
 
 

@@ -25,6 +25,7 @@ from closedloop.store.models import Worker
 from closedloop.store.models_web import LoginAttempt, Operator, WebSession
 
 __all__ = [
+    "CLIENT_LOCKOUT_FAILURES",
     "LOCKOUT_FAILURES",
     "LOCKOUT_WINDOW",
     "MIN_PASSWORD_LENGTH",
@@ -37,7 +38,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
-LOCKOUT_FAILURES = 5
+LOCKOUT_FAILURES = 5  # per username
+CLIENT_LOCKOUT_FAILURES = 20  # per client address, across usernames
 LOCKOUT_WINDOW = timedelta(minutes=15)
 REALMS = ("review", "admin")
 _hasher = PasswordHasher()
@@ -46,7 +48,7 @@ _DUMMY_HASH = _hasher.hash("closedloop-no-such-user")
 
 
 class TooManyAttemptsError(ClosedloopError):
-    """Too many failed sign-ins for one username inside the lockout window."""
+    """Too many failed sign-ins for one username, or from one address, inside the window."""
 
     status = 429
     aws_code = "ThrottlingException"
@@ -116,14 +118,23 @@ class Accounts:
             )
         logger.info("worker password set: %s", name)
 
-    def sign_in(self, realm: str, username: str, password: str) -> Principal:
-        """The principal for a correct password; raises after too many failures."""
+    def sign_in(
+        self, realm: str, username: str, password: str, client: str | None = None
+    ) -> Principal:
+        """The principal for a correct password; raises after too many failures.
+
+        Failures count per username (so one account cannot be guessed at) and,
+        when ``client`` (the caller's address) is known, per address across
+        usernames (so one caller cannot try a few passwords on every account).
+        """
         username = username.strip()[:128]
+        client = client[:64] if client else None
         self._refuse_if_locked(realm, username)
+        self._refuse_if_client_locked(client)
         found = self._lookup(realm, username)
         stored = found[1] if found else _DUMMY_HASH
         ok = _verify(stored, password[:MAX_PASSWORD_LENGTH]) and found is not None
-        self._record(realm, username, ok)
+        self._record(realm, username, ok, client)
         if not ok or found is None:
             logger.warning("failed sign-in to %s for username %r", realm, username)
             raise AuthenticationError(
@@ -143,6 +154,30 @@ class Accounts:
                 f"{minutes} minutes (the limit is {LOCKOUT_FAILURES}); try again later"
             )
 
+    def _refuse_if_client_locked(self, client: str | None) -> None:
+        if client is None:
+            return
+        since = self._ctx.clock() - LOCKOUT_WINDOW
+        with self._ctx.db.read() as session:
+            failures = int(
+                session.scalar(
+                    select(func.count()).where(
+                        LoginAttempt.client == client,
+                        LoginAttempt.succeeded.is_(False),
+                        LoginAttempt.attempted_at > since,
+                    )
+                )
+                or 0
+            )
+        if failures >= CLIENT_LOCKOUT_FAILURES:
+            minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
+            logger.warning("sign-ins refused from %s: %d failures", client, failures)
+            raise TooManyAttemptsError(
+                f"too many failed sign-ins from this address: {failures} in the last "
+                f"{minutes} minutes (the limit is {CLIENT_LOCKOUT_FAILURES}); "
+                "try again later"
+            )
+
     def _lookup(self, realm: str, username: str) -> tuple[int, str] | None:
         with self._ctx.db.read() as session:
             if realm == "admin":
@@ -153,7 +188,9 @@ class Accounts:
                 return None
             return worker.id, worker.password_hash
 
-    def _record(self, realm: str, username: str, succeeded: bool) -> None:
+    def _record(
+        self, realm: str, username: str, succeeded: bool, client: str | None
+    ) -> None:
         now = self._ctx.clock()
         with self._ctx.db.write() as session:
             session.execute(
@@ -167,6 +204,7 @@ class Accounts:
                     username=username,
                     succeeded=succeeded,
                     attempted_at=now,
+                    client=client,
                 )
             )
 

@@ -97,7 +97,11 @@ class WebAuth:
                 )
             try:
                 principal = await run_in_threadpool(
-                    self.accounts.sign_in, realm, username, password
+                    self.accounts.sign_in,
+                    realm,
+                    username,
+                    password,
+                    request.client.host if request.client else None,
                 )
             except TooManyAttemptsError as exc:
                 return self._login_page(request, realm, exc.message, 429, username)
