@@ -249,3 +249,26 @@ def test_starts_written_together_each_get_their_own_outcome(engine: Engine) -> N
     assert claimed == {
         (w.name, n) for w in workers for n in ("taken", "new-1", "new-2")
     }
+
+
+def test_a_worker_who_has_worked_the_oldest_loops_still_gets_the_next_one(
+    engine: Engine,
+) -> None:
+    """The oldest available tasks all belong to loops alice already answered."""
+    flow = _flow(engine, task_count=2)
+    for i in range(45):
+        engine.loops.start(f"item-{i:02d}", flow, json.dumps({"i": i}))
+    alice, bob = _worker(engine, "alice"), _worker(engine, "bob")
+
+    alice_got = []
+    while (task := engine.tasks.claim_next(alice)) is not None:
+        alice_got.append(task.human_loop_name)
+        engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+    bob_got = []
+    while (task := engine.tasks.claim_next(bob)) is not None:
+        bob_got.append(task.human_loop_name)
+        engine.tasks.answer(bob, task.task_id, {"ok": {"on": True}})
+
+    every = [f"item-{i:02d}" for i in range(45)]
+    assert alice_got == every and bob_got == every
+    assert set(_statuses(engine)) == {"Completed"}

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import exists, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from closedloop.core.context import Context
@@ -33,6 +33,8 @@ from closedloop.store.models import (
 __all__ = ["MAX_ANSWER_BYTES", "AnswerCheck", "AnswerResult", "ClaimedTask", "Tasks"]
 
 logger = logging.getLogger(__name__)
+# How many of the oldest available tasks a claim looks at before it searches them all.
+_FIRST_LOOK = 32
 MAX_ANSWER_BYTES = 1_048_576
 
 # Checks an answer against a task UI template and the loop's input; raises ValidationError.
@@ -83,7 +85,6 @@ class Tasks:
         if not worker.teams:
             return None
         now = self._ctx.clock()
-        query = self._next_query(worker, now)
         with self._ctx.db.write() as session:
             if not self._ctx.db.is_sqlite:
                 # Claims by one worker queue behind each other, so two at once can
@@ -91,9 +92,9 @@ class Tasks:
                 session.execute(
                     select(Worker.id).where(Worker.id == worker.pk).with_for_update()
                 )
-            found = session.execute(query).first()
+            found = self._find_next(session, worker, now)
             if found is None and return_lapsed_leases(session, now):
-                found = session.execute(query).first()
+                found = self._find_next(session, worker, now)
             if found is None:
                 return None
             task_id, loop_name, flow_name, content = found
@@ -124,13 +125,38 @@ class Tasks:
             lease_expires_at=expires,
         )
 
-    def _next_query(self, worker: WorkerInfo, now: datetime) -> Any:
-        mine = aliased(Task)
-        team = (
-            Task.team_name == worker.teams[0]
-            if len(worker.teams) == 1
-            else Task.team_name.in_(worker.teams)
+    def _find_next(
+        self, session: Session, worker: WorkerInfo, now: datetime
+    ) -> tuple[Any, ...] | None:
+        """The oldest task this worker may take: first among the oldest available
+        ones (read from the index of available tasks alone), then among all.
+
+        The first look keeps a claim cheap however many answered tasks precede
+        the queue: PostgreSQL's planner, left to itself, walks the primary key
+        past every answered task. The second runs only when the worker already
+        holds a task of each of the oldest loops.
+        """
+        oldest = list(
+            session.scalars(
+                select(Task.id)
+                .where(Task.status == "available", _teams(worker))
+                .order_by(Task.id)
+                .limit(_FIRST_LOOK)
+            )
         )
+        if not oldest:
+            return None
+        found = session.execute(
+            self._next_query(worker, now, Task.id.in_(oldest))
+        ).first()
+        if found is None and len(oldest) == _FIRST_LOOK:
+            found = session.execute(self._next_query(worker, now)).first()
+        return None if found is None else tuple(found)
+
+    def _next_query(
+        self, worker: WorkerInfo, now: datetime, *among: ColumnElement[bool]
+    ) -> Any:
+        mine = aliased(Task)
         query = (
             select(
                 Task.id, HumanLoop.name, HumanLoop.flow_name, HumanLoop.input_content
@@ -138,7 +164,8 @@ class Tasks:
             .join(HumanLoop, HumanLoop.id == Task.loop_id)
             .where(
                 Task.status == "available",
-                team,
+                _teams(worker),
+                *among,
                 HumanLoop.status == "InProgress",
                 HumanLoop.expires_at > now,
                 ~exists().where(
@@ -291,3 +318,9 @@ def _answer_json(answer_content: Mapping[str, Any]) -> str:
             "answerContent",
         )
     return content
+
+
+def _teams(worker: WorkerInfo) -> ColumnElement[bool]:
+    if len(worker.teams) == 1:
+        return Task.team_name == worker.teams[0]
+    return Task.team_name.in_(worker.teams)
