@@ -14,6 +14,8 @@ the end):
 (c) ``engine.tasks.claim_next`` latency with 100,000 and 1,000,000 pending
     loops, bulk-loaded with SQLAlchemy Core executemany in the shape that
     ``Loops.start`` writes; each claim is followed by an answer or a release.
+    ``--history N`` first loads N loops the bench workers already answered,
+    ahead of the pending ones in id order, as a long-running installation has.
 
 Results are printed and written to ``benchmarks/results/loops.json``.
 """
@@ -763,6 +765,33 @@ def loop_rows(
     return loops, tasks
 
 
+def load_history(engine: Engine, fx: Fixture, count: int) -> float:
+    """``count`` Completed loops whose task the bench workers answered, round-robin.
+
+    They come before the pending loops in id order, as a long-running
+    installation's answered work does.
+    """
+    started = time.perf_counter()
+    bulk_load(engine, count)
+    pks = [w.pk for w in fx.workers]
+    owner = " ".join(f"WHEN {i} THEN {pk}" for i, pk in enumerate(pks))
+    with engine.ctx.db.write() as session:
+        session.execute(
+            text(
+                "UPDATE human_loops SET status = 'Completed', answer_count = 1 "
+                "WHERE status = 'InProgress'"
+            )
+        )
+        session.execute(
+            text(
+                f"UPDATE tasks SET status = 'answered', "
+                f"worker_pk = CASE (id % {len(pks)}) {owner} END "
+                "WHERE status = 'available'"
+            )
+        )
+    return time.perf_counter() - started
+
+
 def pending(engine: Engine) -> int:
     with engine.ctx.db.read() as session:
         return int(
@@ -800,9 +829,17 @@ def percentiles(values: list[float]) -> dict[str, float]:
 
 
 def bench_claims(
-    engine: Engine, fx: Fixture, sizes: list[int], claims: int, url: str
+    engine: Engine,
+    fx: Fixture,
+    sizes: list[int],
+    claims: int,
+    url: str,
+    history: int = 0,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if history:
+        seconds = load_history(engine, fx, history)
+        console.print(f"  loaded {history:,} answered tasks in {seconds:.0f} s")
     for size in sizes:
         missing = size - pending(engine)
         load_s = bulk_load(engine, missing) if missing > 0 else 0.0
@@ -946,6 +983,7 @@ def run_backend(
                 params["sizes"],
                 params["claims"],
                 settings.resolved_database_url,
+                params["history"],
             )
         finally:
             engine.close()
@@ -1031,6 +1069,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sizes", help="pending-loop counts for claim-next, e.g. 100000,1000000"
     )
     parser.add_argument("--loops", type=int, help="loops started per throughput run")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="answered tasks (by the claiming workers) loaded before the pending ones",
+    )
     parser.add_argument("--claims", type=int, help="timed claims per size")
     parser.add_argument(
         "--runs", type=int, default=3, help="throughput runs; the median is reported"
@@ -1088,6 +1132,7 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
         params["loops"] = args.loops
     if args.claims:
         params["claims"] = args.claims
+    params["history"] = args.history
     params.update(
         runs=args.runs,
         http_client_processes=args.clients,
