@@ -336,3 +336,48 @@ def test_one_worker_claiming_from_two_places_at_once_never_gets_one_loop_twice(
     per_loop = Counter(task.human_loop_name for task in held)
     assert [name for name, n in per_loop.items() if n > 1] == []
     assert len(held) == 20
+
+
+def test_batches_of_the_same_names_from_two_engines_each_start_every_loop_once(
+    settings: Settings,
+) -> None:
+    """Two servers writing batches that share names, in opposite orders."""
+    first, second = Engine(settings), Engine(settings)
+    try:
+        flow_arn = make_flow(first, "batches", 1)
+        names = [f"item-{i:04d}" for i in range(2000)]
+        batch = [
+            {
+                "HumanLoopName": name,
+                "FlowDefinitionArn": flow_arn,
+                "HumanLoopInput": {"InputContent": json.dumps({"n": name})},
+            }
+            for name in names
+        ]
+        outcomes: dict[int, list[Any]] = {}
+        gate = threading.Barrier(2)
+
+        def start(index: int, engine: Engine, requests: list[dict[str, Any]]) -> None:
+            gate.wait()
+            outcomes[index] = engine.loops.start_many(requests)
+
+        threads = [
+            threading.Thread(target=start, args=(0, first, batch)),
+            threading.Thread(target=start, args=(1, second, batch[::-1])),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(HANG_GUARD_SECONDS)
+
+        results = [*outcomes[0], *outcomes[1][::-1]]
+        assert [r for r in results if isinstance(r, Exception)] == []
+        created = Counter(r.loop.name for r in results if r.created)
+        assert created == Counter(names)
+        assert all(
+            a.loop.arn == b.loop.arn
+            for a, b in zip(outcomes[0], outcomes[1][::-1], strict=True)
+        )
+    finally:
+        first.close()
+        second.close()

@@ -280,7 +280,9 @@ class Loops:
                 ).scalars()
             )
             fresh: dict[int, _NewLoop] = {}
-            for index, new in enumerate(news):
+            # In name order, so two batches that share names wait for each other
+            # on PostgreSQL instead of deadlocking.
+            for index, new in sorted(enumerate(news), key=lambda n: n[1].row["name"]):
                 if new.row["name"] not in taken:
                     taken.add(new.row["name"])
                     fresh[index] = new
