@@ -7,20 +7,10 @@ import struct
 import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 from closedloop.templates import render_task_page, static_dir, task_frame_csp
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 IMAGE_SIZE = (400, 200)
 
 HOST_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>host</title></head>

@@ -10,13 +10,12 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from playwright.sync_api import Browser, Frame, Page, sync_playwright
+from playwright.sync_api import Browser, Frame, Page
 from web_helpers import PASSWORDS, ROLE, WebServer, sign_in
 
 import closedloop.store.models_web  # noqa: F401  (tables known before Engine() runs)
@@ -25,16 +24,8 @@ from closedloop.errors import ValidationError
 from closedloop.settings import Settings
 from closedloop.simulation.server import BackgroundServer
 from closedloop.web.accounts import Accounts
+from headless import chromium, needs_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 FLOW = "styled"
 LOOP = "loop-0"
 PICTURE = "s3://media/picture.png"
@@ -70,13 +61,7 @@ document.querySelector("crowd-form").addEventListener("submit", function () {
 """
 INJECTED = '<script>document.body.dataset.injected = "ran";</script>'
 
-pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="Debian's Chromium is not installed at /usr/bin/chromium",
-    ),
-    pytest.mark.timeout(180),
-]
+pytestmark = pytest.mark.timeout(180)
 
 
 @dataclass
@@ -101,10 +86,8 @@ OpenSite = Callable[[tuple[str, ...], str, dict[str, str]], Site]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -210,6 +193,7 @@ def _violations(frame: Frame) -> list[dict[str, str]]:
     return found
 
 
+@needs_chromium
 def test_template_styles_pictures_and_sound_apply_but_its_script_does_not_run_by_default(
     open_site: OpenSite, page: Page
 ) -> None:
@@ -243,6 +227,7 @@ def test_template_styles_pictures_and_sound_apply_but_its_script_does_not_run_by
     assert "script-src-elem" in directives  # the template's script, refused
 
 
+@needs_chromium
 def test_inline_template_script_runs_and_its_value_is_stored_but_input_script_is_not_run(
     open_site: OpenSite, page: Page
 ) -> None:

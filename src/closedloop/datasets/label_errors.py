@@ -21,7 +21,7 @@ from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyp
 from closedloop.datasets.versions import DatasetVersion
 from closedloop.errors import ClosedloopError, ValidationError
 from closedloop.registry import infer_feature_dtypes, prepare_features
-from closedloop.training.trainers import TrainingData, resolve_trainer
+from closedloop.training.trainers import TrainingData, fit_trainer, resolve_trainer
 
 __all__ = [
     "AUTO_TRAINER",
@@ -327,30 +327,11 @@ def _out_of_sample(
             np.ones(len(train)),
             data.feature_dtypes,
         )
-        estimator = _fit(fit, plan, fold)
+        estimator = fit_trainer(fit, plan.trainer, fold, dict(plan.options), plan.seed)
         probs[test] = _aligned(estimator, data.X.iloc[test], classes, plan.trainer)
         if on_fold is not None:
             on_fold(number, plan.folds)
     return probs
-
-
-def _fit(fit: Callable[..., Any], plan: _Plan, fold: TrainingData) -> Any:
-    try:
-        estimator = fit(fold, dict(plan.options), plan.seed)
-    except ClosedloopError:
-        raise
-    except Exception as exc:  # a trainer may raise anything; report it as bad input
-        raise ValidationError(
-            f"trainer {plan.trainer!r} failed during the label check: {type(exc).__name__}: {exc}",
-            "trainer",
-        ) from exc
-    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
-        raise ValidationError(
-            f"trainer {plan.trainer!r} must return a fitted estimator with predict_proba and classes_; "
-            f"got {type(estimator).__name__}",
-            "trainer",
-        )
-    return estimator
 
 
 def _aligned(

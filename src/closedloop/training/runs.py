@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from closedloop.core.context import Context
 from closedloop.datasets import Datasets, DatasetVersion, split
-from closedloop.errors import ClosedloopError, NotFoundError, ValidationError
+from closedloop.errors import NotFoundError, ValidationError
 from closedloop.evaluation import (
     Evaluation,
     Evaluator,
@@ -32,7 +32,7 @@ from closedloop.registry import (
     prepare_features,
 )
 from closedloop.store.models_ml import TrainingRunRow
-from closedloop.training.trainers import TrainingData, resolve_trainer
+from closedloop.training.trainers import TrainingData, fit_trainer, resolve_trainer
 from closedloop.training.weights import WeightPolicy, sample_weights
 
 __all__ = ["LIBRARIES", "Training", "TrainingRun", "weight_policy"]
@@ -144,7 +144,7 @@ class Training:
         run_id = self._start(model_name, dataset, trainer, params or {}, seed)
         try:
             started = time.perf_counter()
-            estimator = _fit(fit, trainer, data, options, seed)
+            estimator = fit_trainer(fit, trainer, data, options, seed)
             duration = time.perf_counter() - started
             holdout = prepare_features(parts.holdout, columns, dtypes)
             truth = (
@@ -255,26 +255,6 @@ class Training:
             run = _to_run(row)
         logger.info("training run completed: %s -> %s", run_id, version.ref)
         return run
-
-
-def _fit(
-    fit: Any, trainer: str, data: TrainingData, options: dict[str, Any], seed: int
-) -> Any:
-    try:
-        estimator = fit(data, options, seed)
-    except ClosedloopError:
-        raise
-    except Exception as exc:  # a trainer may raise anything; report it as bad input
-        raise ValidationError(
-            f"trainer {trainer!r} failed: {type(exc).__name__}: {exc}", "trainer"
-        ) from exc
-    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
-        raise ValidationError(
-            f"trainer {trainer!r} must return a fitted estimator with predict_proba and classes_; "
-            f"got {type(estimator).__name__}",
-            "trainer",
-        )
-    return estimator
 
 
 def _check_split(

@@ -29,9 +29,15 @@ from sklearn.preprocessing import (  # type: ignore[import-untyped]
 )
 
 from closedloop.datasets import DatasetVersion
-from closedloop.errors import ValidationError
+from closedloop.errors import ClosedloopError, ValidationError
 
-__all__ = ["BUILTIN_TRAINERS", "Trainer", "TrainingData", "resolve_trainer"]
+__all__ = [
+    "BUILTIN_TRAINERS",
+    "Trainer",
+    "TrainingData",
+    "fit_trainer",
+    "resolve_trainer",
+]
 
 
 @dataclass(frozen=True)
@@ -162,3 +168,29 @@ def resolve_trainer(name: str) -> Callable[[TrainingData, dict[str, Any], int], 
         )
     trainer: Callable[[TrainingData, dict[str, Any], int], Any] = function
     return trainer
+
+
+def fit_trainer(
+    fit: Callable[[TrainingData, dict[str, Any], int], Any],
+    trainer: str,
+    data: TrainingData,
+    options: dict[str, Any],
+    seed: int,
+) -> Any:
+    """Run trainer ``fit`` (named ``trainer``) and check it returned a fitted classifier;
+    whatever goes wrong becomes a ValidationError naming the trainer."""
+    try:
+        estimator = fit(data, options, seed)
+    except ClosedloopError:
+        raise
+    except Exception as exc:  # a trainer may raise anything; report it as bad input
+        raise ValidationError(
+            f"trainer {trainer!r} failed: {type(exc).__name__}: {exc}", "trainer"
+        ) from exc
+    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
+        raise ValidationError(
+            f"trainer {trainer!r} must return a fitted estimator with predict_proba and classes_; "
+            f"got {type(estimator).__name__}",
+            "trainer",
+        )
+    return estimator
