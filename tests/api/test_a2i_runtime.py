@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from a2i_samples import SAMPLES
 from closedloop.engine import Engine
 
-SAMPLE = Path("/work/shared/a2i-samples/fraud-detector-classifier-1.json")
+SAMPLE = SAMPLES / "fraud-detector-classifier-1.json"
 MAX_INPUT = 3_145_728
 
 

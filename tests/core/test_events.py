@@ -8,18 +8,18 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from a2i_samples import SAMPLES
 from closedloop.core.events import MAX_BACKOFF_SECONDS, DeliveryReport, sign
 from closedloop.engine import Engine
 from closedloop.errors import ValidationError
 from closedloop.settings import Settings
 
-SAMPLE = Path("/work/shared/a2i-samples/docs-status-change-event.json")
+SAMPLE = SAMPLES / "docs-status-change-event.json"
 
 
 class Clock:

@@ -8,8 +8,6 @@ from typing import Any
 import numpy as np
 import orjson
 
-SAMPLES = Path("/work/shared/a2i-samples")
-
 
 def answer(worker: str, label: str) -> dict[str, Any]:
     """A current-format answer choosing ``label`` in a crowd-classifier named category."""

@@ -7,9 +7,10 @@ from pathlib import Path
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
-from feedback_helpers import SAMPLES, output, write
+from feedback_helpers import output, write
 
 import closedloop.feedback
+from a2i_samples import SAMPLES
 from closedloop.errors import ValidationError
 from closedloop.feedback import (
     FEEDBACK_SCHEMA,

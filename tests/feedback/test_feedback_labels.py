@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 import pytest
-from feedback_helpers import SAMPLES
 
+from a2i_samples import SAMPLES
 from closedloop.errors import ValidationError
 from closedloop.feedback.labels import extract_label, guess_label_path, model_prediction
 from closedloop.feedback.reader import LoopRecord, parse_output

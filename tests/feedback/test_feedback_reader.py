@@ -9,8 +9,9 @@ from pathlib import Path
 import fsspec
 import orjson
 import pytest
-from feedback_helpers import SAMPLES, output, write
+from feedback_helpers import output, write
 
+from a2i_samples import SAMPLES
 from closedloop.feedback.reader import BadFile, LoopRecord, read_outputs
 
 
