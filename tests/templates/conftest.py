@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from task_host import CHROMIUM, CHROMIUM_ARGS, TaskHost
+from task_host import TaskHost
+
+from headless import CHROMIUM, chromium
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +23,8 @@ def browser_page() -> Iterator[Any]:
     """One Chromium per test module and one page reused by its tests."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's Chromium (/usr/bin/chromium) is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1100, "height": 1000})
-        yield page
-        browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1100, "height": 1000})
 
 
 @pytest.fixture
