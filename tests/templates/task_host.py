@@ -9,7 +9,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from closedloop.templates import render_task_page, static_dir, task_frame_csp
+from closedloop.templates import render_task_page, task_frame_csp
 
 IMAGE_SIZE = (400, 200)
 
@@ -69,7 +69,6 @@ class TaskHost:
         page = render_task_page(
             template,
             task_input,
-            static_prefix="/static",
             nonce=nonce,
             object_url=lambda uri: "/img/" + uri.rsplit("/", 1)[-1],
             template_scripts=scripts,
@@ -95,9 +94,6 @@ class TaskHost:
                 elif kind == "task" and rest in host.pages:
                     page, nonce = host.pages[rest]
                     self._send(page.encode(), "text/html", task_frame_csp(nonce))
-                elif kind == "static" and (static_dir() / rest).is_file():
-                    kind_of = "text/css" if rest.endswith(".css") else "text/javascript"
-                    self._send((static_dir() / rest).read_bytes(), kind_of)
                 elif kind == "img":
                     self._send(host.image, "image/png")
                 elif kind == "api":

@@ -121,24 +121,21 @@ def test_task_page_loads_elements_with_the_nonce_and_keeps_template_scripts_iner
     page = render_task_page(
         "<crowd-form><script>steal()</script>{{ task.input.t }}</crowd-form>",
         {"t": "hi"},
-        static_prefix="/review/static/",
         nonce="abcDEF123456",
     )
     assert page.startswith("<!DOCTYPE html>")
     assert '<meta charset="utf-8">' in page
-    assert '<link rel="stylesheet" href="/review/static/crowd-elements.css">' in page
-    assert (
-        '<script src="/review/static/crowd-elements.js" nonce="abcDEF123456" defer></script>'
-        in page
-    )
-    assert "<script>steal()</script>hi" in page
+    elements = (static_dir() / "crowd-elements.js").read_text()
+    assert f'<script nonce="abcDEF123456">\n{elements}</script>' in page
+    assert page.index("<script>steal()</script>hi") < page.index(elements)
+    assert (static_dir() / "crowd-elements.css").read_text() in page
+    assert "<link" not in page and " src=" not in page
 
 
 def test_task_page_can_let_template_scripts_run_but_not_scripts_from_input() -> None:
     page = render_task_page(
         "<script>ok()</script>{{ task.input.t | skip_autoescape }}",
         {"t": "<script>evil()</script>"},
-        static_prefix="/s",
         nonce="n0nce-value",
         template_scripts=True,
     )
@@ -148,7 +145,7 @@ def test_task_page_can_let_template_scripts_run_but_not_scripts_from_input() -> 
 
 def test_task_page_refuses_a_nonce_that_could_break_the_attribute() -> None:
     with pytest.raises(ValueError, match="nonce must be"):
-        render_task_page("", {}, static_prefix="/s", nonce='x" onload="y')
+        render_task_page("", {}, nonce='x" onload="y')
 
 
 def test_static_files_and_protocol_are_published() -> None:
@@ -173,9 +170,7 @@ def test_aws_element_library_is_dropped_and_external_scripts_never_get_the_nonce
         '<script src="https://cdn.example.org/x.js"></script><script>inline()</script>'
         '<crowd-form><crowd-input name="a"></crowd-input></crowd-form>'
     )
-    page = render_task_page(
-        template, {}, static_prefix="/s", nonce="abcdefgh12", template_scripts=True
-    )
+    page = render_task_page(template, {}, nonce="abcdefgh12", template_scripts=True)
     assert "assets.crowd.aws" not in page
     assert '<script src="https://cdn.example.org/x.js"></script>' in page
     assert '<script nonce="abcdefgh12">inline()</script>' in page
@@ -213,5 +208,5 @@ def test_public_surface_is_pinned() -> None:
 def test_frame_csp_blocks_network_and_keeps_the_page_sandboxed() -> None:
     csp = task_frame_csp("abcdefgh12")
     assert "default-src 'none'" in csp and "connect-src" not in csp
-    assert "script-src 'self' 'nonce-abcdefgh12'" in csp
+    assert "script-src 'nonce-abcdefgh12';" in csp
     assert csp.endswith("sandbox allow-scripts allow-forms")

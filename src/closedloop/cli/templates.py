@@ -13,7 +13,7 @@ import typer
 from closedloop.errors import ValidationError
 from closedloop.templates.builtin import BUILTIN_KINDS, builtin_template
 from closedloop.templates.fields import AnswerField, template_fields
-from closedloop.templates.render import render_task_page, static_dir
+from closedloop.templates.render import render_task_page
 
 __all__ = ["register", "templates_app"]
 
@@ -98,7 +98,6 @@ def render(
     page = render_task_page(
         template,
         data,
-        static_prefix=static_dir().as_uri(),
         nonce=secrets.token_urlsafe(16),
         template_scripts=True,
     )

@@ -7,15 +7,17 @@ the template says ``skip_autoescape``; ``to_json``, ``escape``, ``escape_once`` 
 The page a worker sees is a complete HTML document meant for an iframe with
 ``sandbox="allow-scripts allow-forms"`` (never ``allow-same-origin``), served
 with the Content-Security-Policy ``task_frame_csp(nonce)`` gives: scripts only
-from closedloop, with the nonce, or from origins the operator allowed; the
-template's own styles; no fetch/XHR/WebSocket (no ``connect-src``); images and
-media from closedloop only; and a CSP ``sandbox`` so the page stays sandboxed
-even when opened on its own. closedloop's crowd-elements.js carries the nonce
-(the ``<script>`` loading AWS's element library from assets.crowd.aws is
-dropped); an inline ``<script>`` written in a template gets it only when the
-page is rendered with ``template_scripts=True`` (``CLOSEDLOOP_TEMPLATE_SCRIPTS``
-says ``inline``), never one that came from the input through
-``skip_autoescape``, and even then it runs inside the sandbox: an opaque
+with the nonce or from origins the operator allowed; the template's own styles;
+no fetch/XHR/WebSocket (no ``connect-src``); images and media from closedloop
+only; and a CSP ``sandbox`` so the page stays sandboxed even when opened on its
+own. closedloop's crowd elements are written into the page itself, their
+script with the nonce, since a frame with an opaque origin gets no use of the
+browser's HTTP cache and linked files would be fetched again for every task;
+the ``<script>`` loading AWS's element library from assets.crowd.aws is dropped.
+An inline ``<script>`` written in a template gets the nonce only when the page
+is rendered with ``template_scripts=True`` (``CLOSEDLOOP_TEMPLATE_SCRIPTS`` says
+``inline``), never one that came from the input through ``skip_autoescape``,
+and even then it runs inside the sandbox: an opaque
 origin with no cookies, no storage of the host and no network access.
 
 Frame protocol (``FRAME_PROTOCOL``): the frame talks to its host only with
@@ -40,7 +42,6 @@ from typing import Any, ClassVar
 
 from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
-from markupsafe import escape
 
 from closedloop.errors import ValidationError
 from closedloop.templates.filters import object_urls, register_filters
@@ -63,7 +64,6 @@ FRAME_PROTOCOL: dict[str, str] = {
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
-_STATIC_PATH = re.compile(r"/[A-Za-z0-9/._-]*")
 # Inline scripts only: a template's <script src=...> never gets the nonce.
 _INLINE_SCRIPT_TAG = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])", re.IGNORECASE)
 # AWS's own element library, which A2I templates load; closedloop brings its own.
@@ -134,18 +134,17 @@ def task_frame_csp(
     nonce: str,
     *,
     origin: str = "",
-    static_path: str = "",
     script_origins: Sequence[str] = (),
 ) -> str:
     """The Content-Security-Policy header to serve a task page rendered with ``nonce``.
 
     ``origin`` (``https://host:port``) is where closedloop serves the page, named
-    next to ``'self'`` for images and media; with ``static_path`` too, scripts
-    without the nonce may come only from that path, not from anywhere on the
-    origin. ``script_origins`` are the operator's allow-list of other origins a
-    template may load scripts and stylesheets from (``CLOSEDLOOP_TEMPLATE_SCRIPTS``).
-    Styles written in a template apply (``'unsafe-inline'`` for styles only);
-    nothing in the frame may connect anywhere (no ``connect-src``).
+    next to ``'self'`` for images and media. Scripts run only with the nonce or
+    from ``script_origins``, the operator's allow-list of origins a template may
+    load scripts and stylesheets from (``CLOSEDLOOP_TEMPLATE_SCRIPTS``); none come
+    from closedloop's own origin. Styles written in a template apply
+    (``'unsafe-inline'`` for styles only); nothing in the frame may connect
+    anywhere (no ``connect-src``).
     """
     _check_nonce(nonce)
     for value in (origin, *script_origins):
@@ -153,14 +152,11 @@ def task_frame_csp(
             raise ValueError(
                 f"origin must look like https://host[:port]; got {value!r}"
             )
-    if static_path and not _STATIC_PATH.fullmatch(static_path):
-        raise ValueError(f"static_path must be a plain /path; got {static_path!r}")
     own = f"'self' {origin}" if origin else "'self'"
-    scripts = origin + static_path if origin and static_path else "'self'"
     extra = "".join(f" {o}" for o in script_origins)
     return (
         "default-src 'none'; "
-        f"script-src {scripts} 'nonce-{nonce}'{extra}; "
+        f"script-src 'nonce-{nonce}'{extra}; "
         f"style-src 'self' 'unsafe-inline'{extra}; "
         f"img-src {own} data: blob:; media-src {own} blob:; font-src 'self' data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
@@ -183,25 +179,39 @@ def render_task_page(
     template: str,
     input_content: Mapping[str, Any],
     *,
-    static_prefix: str,
     object_url: Callable[[str], str] | None = None,
     nonce: str,
     template_scripts: bool = False,
 ) -> str:
-    """A complete HTML document for the sandboxed task frame (see the module docstring)."""
+    """A complete HTML document for the sandboxed task frame (see the module docstring).
+
+    The elements' script follows the template's body, so it runs once the body is
+    parsed, as a deferred script would, and before the template's deferred scripts.
+    """
     _check_nonce(nonce)
     template = AWS_ELEMENTS_SCRIPT.sub("", template)
     if template_scripts:
         template = _INLINE_SCRIPT_TAG.sub(f'<script nonce="{nonce}"', template)
     body = render_task_ui(template, input_content, object_url=object_url)
-    prefix = escape(static_prefix.rstrip("/"))
+    style, script = _crowd_assets()
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        "<title>Task</title>\n"
-        f'<link rel="stylesheet" href="{prefix}/crowd-elements.css">\n'
-        f'<script src="{prefix}/crowd-elements.js" nonce="{nonce}" defer></script>\n'
+        f"<title>Task</title>\n<style>\n{style}</style>\n"
         '</head>\n<body class="cl-task">\n'
-        f"{body}\n</body>\n</html>\n"
+        f"{body}\n"
+        f'<script nonce="{nonce}">\n{script}</script>\n'
+        "</body>\n</html>\n"
     )
+
+
+@functools.cache
+def _crowd_assets() -> tuple[str, str]:
+    """crowd-elements.css and .js, checked once that neither can end its own tag early."""
+    style = (static_dir() / "crowd-elements.css").read_text(encoding="utf-8")
+    script = (static_dir() / "crowd-elements.js").read_text(encoding="utf-8")
+    for text, tag in ((style, "</style"), (script, "</script")):
+        if tag in text.lower():
+            raise RuntimeError(f"crowd elements must not contain {tag!r} to be inlined")
+    return style, script

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from closedloop.engine import Engine
 from closedloop.templates.objects import ObjectUrlSigner, object_router
-from closedloop.templates.render import static_dir
 from closedloop.web.accounts import Accounts
 from closedloop.web.admin import admin_router
 from closedloop.web.auth import WebAuth
@@ -33,10 +32,6 @@ def web_router(engine: Engine, *, secure_cookies: bool = False) -> APIRouter:
     router.include_router(review_router(engine, auth, desk, signer, route_class))
     router.include_router(admin_router(engine, auth, desk, route_class))
     router.include_router(object_router(engine, signer))
-
-    @router.get("/review/static/crowd/{name}")
-    def crowd_static(name: str) -> Response:
-        return static_file(static_dir(), name)
 
     @router.get("/review/static/{name}")
     def review_static(name: str) -> Response:

@@ -24,10 +24,9 @@ from closedloop.templates.render import (
 from closedloop.web.auth import SignedIn, WebAuth
 from closedloop.web.desk import Desk, TaskView
 
-__all__ = ["CROWD_STATIC_PATH", "review_router"]
+__all__ = ["review_router"]
 
 logger = logging.getLogger(__name__)
-CROWD_STATIC_PATH = "/review/static/crowd/"
 MAX_ANSWER_REQUEST_BYTES = 2_097_152
 
 
@@ -122,7 +121,6 @@ class _Review:
             html = render_task_page(
                 content.template,
                 content.input_content,
-                static_prefix=CROWD_STATIC_PATH,
                 object_url=self.signer.sign,
                 nonce=nonce,
                 template_scripts=settings.inline_template_scripts,
@@ -133,7 +131,6 @@ class _Review:
         response.headers["content-security-policy"] = task_frame_csp(
             nonce,
             origin=frame_origin(request.url.scheme, request.headers.get("host", "")),
-            static_path=CROWD_STATIC_PATH,
             script_origins=settings.template_script_origins,
         )
         return response
