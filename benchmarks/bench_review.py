@@ -2,7 +2,7 @@
 
 ``closedloop serve`` runs as a separate process on a fresh home folder (and, with
 ``--postgres-url`` or ``/tmp/pgurl``, on a fresh PostgreSQL database) holding
-``--pending`` pending loops, bulk-loaded with ``bench_loops.bulk_load``. A reviewer
+``--pending`` pending loops, bulk-loaded with ``loops_bulk.bulk_load``. A reviewer
 account is made with the CLI (``workers create``, ``workers passwd`` with a random
 password), signs in to ``/review`` in headless Chromium, presses Start working and
 answers by keyboard: a number key picks the label, Enter submits.
@@ -39,21 +39,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from bench_loops import (
-    FLOW,
-    PGURL_FILE,
-    TEAM,
-    analyze,
-    bulk_load,
-    installation,
-    machine,
-    percentiles,
-    serve,
-)
 from closedloop.engine import Engine
 from closedloop.settings import Settings
 from closedloop.store.models import Answer, HumanLoop, Task
 from closedloop.templates.builtin import builtin_template
+from loops_bulk import analyze, bulk_load
+from loops_harness import FLOW, PGURL_FILE, TEAM, installation, machine, percentiles
+from loops_server import serve
 
 RESULTS = Path(__file__).parent / "results" / "review.json"
 TARGET_P95_MS = 150.0
