@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import func, select
 from web_helpers import PASSWORDS, Kit, WebServer
 
+from closedloop.engine import Engine
+from closedloop.store.models import Answer, Task
 from headless import chromium, needs_chromium
 
 REVIEW_SHOT = Path("/tmp/closedloop-review.png")
@@ -120,4 +124,39 @@ def test_two_reviewers_work_the_queue_by_keyboard_and_the_operator_sees_it(
     page.click("text=Filter")
     rows = page.locator("table tbody tr")
     assert sorted(re.findall(r"loop-\d", rows.all_inner_texts().__str__())) == kit.loops
+    context.close()
+
+
+def _lapse_lease(engine: Engine, task_id: str) -> None:
+    """Move the task's lease end into the past, as if the reviewer had left it too long."""
+    with engine.ctx.db.write() as session:
+        task = session.get(Task, int(task_id))
+        assert task is not None and task.status == "leased"
+        task.lease_expires_at = datetime.now(UTC) - timedelta(seconds=1)
+
+
+def test_a_lease_that_lapses_while_the_page_is_open_is_said_and_not_answered(
+    browser: Browser, web: WebServer, kit: Kit
+) -> None:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    _sign_in_by_keyboard(page, web.url, "review", "alice")
+    page.keyboard.press("Enter")
+    task_id = _wait_for_task(page, "")
+
+    page.clock.install()
+    _lapse_lease(kit.engine, task_id)
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#notice")).to_contain_text("expired")
+    assert page.inner_text("#done-count") == "0"
+    assert all(
+        kit.engine.loops.describe(loop).status == "InProgress" for loop in kit.loops
+    )
+    with kit.engine.ctx.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Answer)) == 0
+
+    expect(page.locator("#task-frame")).to_be_visible()
+    page.clock.fast_forward(601_000)  # past the flow's TaskTimeLimitInSeconds of 600
+    expect(page.locator("#notice")).to_contain_text("Time ran out")
     context.close()
