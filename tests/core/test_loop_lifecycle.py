@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, update
 
 from closedloop.core.paging import PageRequest
 from closedloop.core.workforce import WorkerInfo
 from closedloop.engine import Engine
 from closedloop.errors import ConflictError, LeaseLostError, ValidationError
 from closedloop.settings import Settings
+from closedloop.store.models import Event, HumanLoop
 
 START = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -272,3 +275,29 @@ def test_a_worker_who_has_worked_the_oldest_loops_still_gets_the_next_one(
     every = [f"item-{i:02d}" for i in range(45)]
     assert alice_got == every and bob_got == every
     assert set(_statuses(engine)) == {"Completed"}
+
+
+def test_a_retried_last_answer_writes_the_output_a_dead_server_left_unwritten(
+    engine: Engine,
+) -> None:
+    flow = _flow(engine)
+    alice = _worker(engine, "alice")
+    engine.loops.start("item-1", flow, '{"x": 1}')
+    task = engine.tasks.claim_next(alice)
+    assert task is not None
+    engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+    uri = engine.loops.describe("item-1").output_uri
+    # The state a server leaves when it dies between the commit and the file.
+    Path(engine.ctx.objects.locate(uri)).unlink()
+    with engine.ctx.db.write() as session:
+        session.execute(update(HumanLoop).values(output_written=False))
+        session.execute(delete(Event))
+
+    retried = engine.tasks.answer(alice, task.task_id, {"ok": {"on": True}})
+
+    assert retried.loop_status == "Completed"
+    document = json.loads(engine.ctx.objects.read(uri))
+    assert [a["answerContent"] for a in document["humanAnswers"]] == [
+        {"ok": {"on": True}}
+    ]
+    assert _statuses(engine) == ["Completed"]

@@ -196,39 +196,57 @@ class Tasks:
             )
             if loop is None:
                 raise NotFoundError(f"task {task_id} does not exist")
+            loop_id = loop.id
             if task.status == "answered" and task.worker_pk == worker.pk:
-                return self._repeat(session, task, loop, worker, content)
-            _check_lease(task, loop, worker, now)
-            self._validate(session, loop, answer_content)
-            session.add(
-                Answer(
-                    loop_id=loop.id,
-                    task_id=task.id,
-                    worker_pk=worker.pk,
-                    answer_content=content,
-                    acceptance_time=task.leased_at or now,
-                    submission_time=now,
+                result = self._repeat(session, task, loop, worker, content)
+            else:
+                result = self._store(
+                    session, task, loop, worker, answer_content, content, now
                 )
-            )
-            task.status = "answered"
-            loop.answer_count += 1
-            session.flush()
-            if loop.answer_count >= loop.task_count:
-                loop.status = "Completed"
-                loop.ended_at = now
-            logger.info(
-                "answer stored: loop %s, task %d, %d of %d",
-                loop.name,
-                task.id,
-                loop.answer_count,
-                loop.task_count,
-            )
-            result = AnswerResult(
-                task.id, loop.name, loop.status, loop.answer_count, loop.task_count
-            )
         if result.loop_status == "Completed":
-            self._loops.publish_output(loop.id)
+            # A repeat may be the retry of an answer whose server died before
+            # writing output.json: a caller told Completed finds the file there.
+            self._loops.publish_output(loop_id)
         return result
+
+    def _store(
+        self,
+        session: Session,
+        task: Task,
+        loop: HumanLoop,
+        worker: WorkerInfo,
+        answer_content: Mapping[str, Any],
+        content: str,
+        now: datetime,
+    ) -> AnswerResult:
+        _check_lease(task, loop, worker, now)
+        self._validate(session, loop, answer_content)
+        session.add(
+            Answer(
+                loop_id=loop.id,
+                task_id=task.id,
+                worker_pk=worker.pk,
+                answer_content=content,
+                acceptance_time=task.leased_at or now,
+                submission_time=now,
+            )
+        )
+        task.status = "answered"
+        loop.answer_count += 1
+        session.flush()
+        if loop.answer_count >= loop.task_count:
+            loop.status = "Completed"
+            loop.ended_at = now
+        logger.info(
+            "answer stored: loop %s, task %d, %d of %d",
+            loop.name,
+            task.id,
+            loop.answer_count,
+            loop.task_count,
+        )
+        return AnswerResult(
+            task.id, loop.name, loop.status, loop.answer_count, loop.task_count
+        )
 
     def _validate(
         self, session: Session, loop: HumanLoop, answer_content: Mapping[str, Any]
