@@ -141,7 +141,9 @@ def test_a_lease_that_lapses_while_the_page_is_open_is_said_and_not_answered(
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     _sign_in_by_keyboard(page, web.url, "review", "alice")
+    page.wait_for_selector("#start:focus")
     page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r".*/review/work\??$"))
     task_id = _wait_for_task(page, "")
 
     page.clock.install()
