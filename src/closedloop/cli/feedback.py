@@ -69,7 +69,7 @@ def build(
             count = count or info.task_count
             if not paths:
                 paths = [
-                    engine.ctx.objects.locate(
+                    engine.ctx.objects.url(
                         f"{info.output_path.rstrip('/')}/{info.name}"
                     )
                 ]

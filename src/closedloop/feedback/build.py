@@ -6,12 +6,13 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import IO, Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from closedloop.errors import StoreError, ValidationError
 from closedloop.feedback.clean import (
@@ -26,6 +27,7 @@ from closedloop.feedback.clean import (
 from closedloop.feedback.consolidate import METHODS, WorkerMatrices, consolidate
 from closedloop.feedback.labels import guess_label_path
 from closedloop.feedback.reader import BadFile, LoopRecord, read_outputs
+from closedloop.store.objects import STORAGE_ERRORS, filesystem_for
 
 __all__ = [
     "FEEDBACK_SCHEMA",
@@ -246,10 +248,14 @@ def write_feedback(result: FeedbackResult, path: str) -> None:
         raise ValidationError(
             f"path must end in .parquet, .pq or .csv; got {path!r}", field="path"
         )
+    fs, target = filesystem_for(path, "path")
     try:
-        with fsspec.open(path, "wb") as file:
+        # Only local folders are made: fsspec would create a missing S3 bucket.
+        if isinstance(fs, LocalFileSystem):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with fs.open(target, "wb") as file:
             writer(table, file)
-    except OSError as error:
+    except STORAGE_ERRORS as error:
         raise StoreError(f"cannot write feedback to {path!r}: {error}") from error
     logger.info("Wrote %d feedback rows to %s", table.num_rows, path)
 

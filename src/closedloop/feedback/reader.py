@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
-import fsspec
 import orjson
 from fsspec.implementations.local import LocalFileSystem
+
+from closedloop.errors import StoreError
+from closedloop.store.objects import STORAGE_ERRORS, filesystem_for
 
 __all__ = [
     "OUTPUT_FILE_NAME",
@@ -82,20 +84,27 @@ def read_outputs(
     single file. Files are loaded in batches on ``threads`` background threads
     (at most a few batches ahead) and parsed on the caller's thread, so memory
     stays flat however many files there are; ``threads=0`` does it all inline.
+    A source that cannot be listed (no such bucket, no connection) is a StoreError.
     """
     for source in [sources] if isinstance(sources, str) else sources:
-        fs, root = fsspec.core.url_to_fs(source)
-        local = isinstance(fs, LocalFileSystem)
-        load = _load_local if local else _remote_loader(fs)
-        batches = _batched(find_output_files(fs, root), _BATCH_SIZE)
-        for batch in _prefetched(batches, load, threads):
-            for path, data in batch:
-                if isinstance(data, bytes):
-                    yield parse_output(
-                        data, path if local else fs.unstrip_protocol(path)
-                    )
-                else:
-                    yield _bad(path, f"cannot be read: {data}")
+        fs, root = filesystem_for(source, "SOURCE")
+        try:
+            yield from _read_source(fs, root, threads)
+        except STORAGE_ERRORS as error:
+            raise StoreError(f"cannot read SOURCE {source!r}: {error}") from error
+
+
+def _read_source(fs: Any, root: str, threads: int) -> Iterator[LoopRecord | BadFile]:
+    local = isinstance(fs, LocalFileSystem)
+    load = _load_local if local else _remote_loader(fs)
+    batches = _batched(find_output_files(fs, root), _BATCH_SIZE)
+    for batch in _prefetched(batches, load, threads):
+        for path, data in batch:
+            url = path if local else fs.unstrip_protocol(path)
+            if isinstance(data, bytes):
+                yield parse_output(data, url)
+            else:
+                yield _bad(url, f"cannot be read: {data}")
 
 
 def find_output_files(fs: Any, root: str) -> Iterator[str]:
@@ -109,7 +118,9 @@ def find_output_files(fs: Any, root: str) -> Iterator[str]:
     elif isinstance(fs, LocalFileSystem):
         yield from _walk_local(root)
     else:
-        yield from sorted(fs.glob(f"{root.rstrip('/')}/**/{OUTPUT_FILE_NAME}"))
+        # find, not glob: a prefix may hold glob's special characters ([, *, ?).
+        paths = fs.find(root.rstrip("/"))
+        yield from sorted(p for p in paths if p.rsplit("/", 1)[-1] == OUTPUT_FILE_NAME)
 
 
 def _walk_local(root: str) -> Iterator[str]:
@@ -184,8 +195,12 @@ def _read_local(path: str) -> bytes | str:
 
 def _remote_loader(fs: Any) -> Callable[[list[str]], _Loaded]:
     def load(paths: list[str]) -> _Loaded:
-        contents = fs.cat(paths, on_error="return")
-        return [(path, _bytes_or_reason(contents.get(path))) for path in paths]
+        # cat_ranges, not cat: cat would expand glob characters ([, *, ?) in a key.
+        contents = fs.cat_ranges(paths, None, None, on_error="return")
+        return [
+            (path, _bytes_or_reason(data))
+            for path, data in zip(paths, contents, strict=True)
+        ]
 
     return load
 

@@ -12,14 +12,34 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import fsspec
+from botocore.exceptions import BotoCoreError
+from fsspec.implementations.local import LocalFileSystem
 
 from closedloop.errors import StoreError, ValidationError
 
-__all__ = ["STALE_TEMPORARY_SECONDS", "ObjectStore"]
+__all__ = ["STALE_TEMPORARY_SECONDS", "STORAGE_ERRORS", "ObjectStore", "filesystem_for"]
 
 logger = logging.getLogger(__name__)
 # A temporary file this old next to an object is a write that was killed part way.
 STALE_TEMPORARY_SECONDS = 60
+# s3fs turns S3's answers into OSError but lets botocore's own failures through
+# (no connection to the endpoint, no credentials); each means storage failed.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (OSError, BotoCoreError)
+
+
+def filesystem_for(url: str, field: str) -> tuple[Any, str]:
+    """The fsspec filesystem and path of ``url``; ``field`` names it if none is installed."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        s3 = urlsplit(url).scheme in ("s3", "s3a")
+        hint = " (pip install 'closedloop[s3]')" if s3 else ""
+        raise ValidationError(
+            f"{field} must be a folder or an fsspec URL whose filesystem is installed; "
+            f"got {url!r}: {exc}{hint}",
+            field,
+        ) from exc
+    return fs, path
 
 
 class ObjectStore:
@@ -32,8 +52,8 @@ class ObjectStore:
     def __init__(self, root_url: str) -> None:
         self.root_url = root_url
         self._fs: Any
-        self._fs, self._root = fsspec.core.url_to_fs(root_url)
-        self._local = isinstance(self._fs, fsspec.implementations.local.LocalFileSystem)
+        self._fs, self._root = filesystem_for(root_url, "CLOSEDLOOP_STORAGE_URL")
+        self._local = isinstance(self._fs, LocalFileSystem)
 
     def locate(self, uri: str, field: str = "S3Uri") -> str:
         """The path under the root where ``uri`` (or a prefix) is kept; ``field`` names it in errors."""
@@ -49,6 +69,11 @@ class ObjectStore:
             )
         return "/".join([self._root.rstrip("/"), parts.netloc, *segments])
 
+    def url(self, uri: str) -> str:
+        """Where ``uri`` is kept, as a local path or a full fsspec URL (``s3://...``)."""
+        path = self.locate(uri)
+        return path if self._local else str(self._fs.unstrip_protocol(path))
+
     def write_atomic(self, uri: str, data: bytes) -> None:
         """Write ``data`` so that a reader sees the old object or the new, never a part."""
         path = self.locate(uri)
@@ -57,7 +82,7 @@ class ObjectStore:
                 _write_local_atomic(Path(path), data)
             else:
                 self._fs.pipe_file(path, data)
-        except OSError as exc:
+        except STORAGE_ERRORS as exc:
             raise StoreError(
                 f"could not write {uri!r} to the object store: {exc}"
             ) from exc
@@ -66,7 +91,7 @@ class ObjectStore:
         """The bytes of an object; NotFound as a StoreError naming the URI."""
         try:
             data: bytes = self._fs.cat_file(self.locate(uri))
-        except (OSError, FileNotFoundError) as exc:
+        except STORAGE_ERRORS as exc:
             raise StoreError(
                 f"could not read {uri!r} from the object store: {exc}"
             ) from exc
@@ -79,7 +104,7 @@ class ObjectStore:
         folder = self.locate(prefix)
         try:
             paths = self._fs.find(folder) if self._fs.exists(folder) else []
-        except OSError as exc:
+        except STORAGE_ERRORS as exc:
             raise StoreError(
                 f"could not list {prefix!r} in the object store: {exc}"
             ) from exc
@@ -91,7 +116,12 @@ class ObjectStore:
         ]
 
     def exists(self, uri: str) -> bool:
-        return bool(self._fs.exists(self.locate(uri)))
+        try:
+            return bool(self._fs.exists(self.locate(uri)))
+        except STORAGE_ERRORS as exc:
+            raise StoreError(
+                f"could not look for {uri!r} in the object store: {exc}"
+            ) from exc
 
 
 def _write_local_atomic(path: Path, data: bytes) -> None:
