@@ -301,3 +301,42 @@ def test_a_retried_last_answer_writes_the_output_a_dead_server_left_unwritten(
         {"ok": {"on": True}}
     ]
     assert _statuses(engine) == ["Completed"]
+
+
+def test_an_input_too_deep_to_render_fails_its_own_loop_and_no_other(
+    engine: Engine,
+) -> None:
+    flow = _flow(engine)
+    engine.task_uis.create("echo", "<crowd-form><p>{{ task.input.x }}</p></crowd-form>")
+    echo = engine.flows.create(
+        {
+            "FlowDefinitionName": "echo",
+            "RoleArn": "arn:aws:iam::000000000000:role/closedloop",
+            "OutputConfig": {"S3OutputPath": "s3://reviews/out"},
+            "HumanLoopConfig": {
+                "WorkteamArn": engine.workforce.team_arn("reviewers"),
+                "HumanTaskUiArn": engine.task_uis.arn("echo"),
+                "TaskTitle": "Echo",
+                "TaskDescription": "Echo the input",
+                "TaskCount": 1,
+            },
+        }
+    ).arn
+    deep = '{"x": ' + "[" * 1000 + "]" * 1000 + "}"
+
+    outcomes = engine.loops.start_many(
+        [
+            _start("zeta", flow, '{"x": 1}'),
+            _start("deep", echo, deep),
+            _start("alpha", flow, '{"x": 2}'),
+        ]
+    )
+
+    assert [getattr(o, "created", None) for o in outcomes] == [True, True, True]
+    failed = engine.loops.describe("deep")
+    assert (failed.status, failed.failure_code) == ("Failed", "ValidationError")
+    assert "nested too deeply" in (failed.failure_reason or "")
+    alice = _worker(engine, "alice")
+    first, second = engine.tasks.claim_next(alice), engine.tasks.claim_next(alice)
+    assert first is not None and second is not None
+    assert [first.human_loop_name, second.human_loop_name] == ["zeta", "alpha"]

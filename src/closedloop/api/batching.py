@@ -59,18 +59,38 @@ class StartBatcher:
     async def _write(
         self, batch: list[tuple[Mapping[str, Any], asyncio.Future[StartResult]]]
     ) -> None:
-        outcomes: Sequence[StartResult | BaseException]
         try:
-            outcomes = await run_in_threadpool(
-                self._start_many, [request for request, _ in batch]
+            outcomes = await self._outcomes([request for request, _ in batch])
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller went away; its loop stands
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+        except Exception as exc:  # never leave a caller waiting
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+
+    async def _outcomes(
+        self, requests: list[Mapping[str, Any]]
+    ) -> Sequence[StartResult | BaseException]:
+        """The batch's outcomes; when its transaction fails, each request alone.
+
+        Alone, a request that broke the batch fails by itself, and the others
+        (or a retry of one the batch had committed) succeed: a start is
+        idempotent for the same name and input.
+        """
+        try:
+            return await run_in_threadpool(self._start_many, requests)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+            logger.warning(
+                "a batch of %d loop starts failed; writing each alone", len(requests)
             )
-        except Exception as exc:  # the whole transaction failed: every caller hears
-            logger.warning("a batch of %d loop starts failed", len(batch))
-            outcomes = [exc] * len(batch)
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if future.done():  # the caller went away; its loop stands
-                continue
-            if isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        outcomes: list[StartResult | BaseException] = []
+        for request in requests:
+            outcomes.extend(await self._outcomes([request]))
+        return outcomes

@@ -161,13 +161,18 @@ class Loops:
                 prepared.append((index, self._prepare(request)))
             except ClosedloopError as exc:
                 outcomes[index] = exc
+            except Exception as exc:  # one request's bug must not fail its batch
+                logger.exception("could not prepare a loop start")
+                outcomes[index] = ClosedloopError(
+                    f"could not start this loop: internal error ({type(exc).__name__})"
+                )
         for index, outcome in zip(
             [i for i, _ in prepared],
             self._commit([p for _, p in prepared]),
             strict=True,
         ):
             outcomes[index] = outcome
-        return [o for o in outcomes if o is not None]
+        return [_settled(o) for o in outcomes]
 
     def _prepare(self, request: Mapping[str, Any]) -> _NewLoop:
         validate_request("sagemaker-a2i-runtime", "StartHumanLoop", request)
@@ -296,15 +301,16 @@ class Loops:
                 index: HumanLoop(id=loop_id, **new.row)
                 for (index, new), loop_id in zip(fresh.items(), ids, strict=True)
             }
+            # Tasks in request order: reviewers get loops in the order they were started.
             tasks = [
                 {
                     "loop_id": loops[i].id,
-                    "team_name": new.flow.team_name,
+                    "team_name": fresh[i].flow.team_name,
                     "status": "available",
                 }
-                for i, new in fresh.items()
+                for i in sorted(fresh)
                 if loops[i].status == "InProgress"
-                for _ in range(new.flow.task_count)
+                for _ in range(fresh[i].flow.task_count)
             ]
             if tasks:
                 connection.execute(insert(_TASKS), tasks)
@@ -556,6 +562,14 @@ def return_lapsed_leases(session: Session, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _settled(
+    outcome: StartResult | ClosedloopError | None,
+) -> StartResult | ClosedloopError:
+    if outcome is None:  # every request is prepared or refused above
+        raise RuntimeError("a loop start was left without an outcome")
+    return outcome
 
 
 def _json_object(content: str) -> dict[str, Any]:

@@ -40,7 +40,11 @@ class Database:
             self._reader = self._sqlite_engine(url, sqlite_synchronous, immediate=False)
         else:
             self._writer = create_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url,
+                pool_size=10,
+                max_overflow=20,
+                pool_pre_ping=True,
+                hide_parameters=True,  # statements' values are customer data
             )
             self._reader = self._writer
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
@@ -56,6 +60,7 @@ class Database:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=8,
             max_overflow=16,
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -102,6 +107,10 @@ class Database:
                 yield session
         except ClosedloopError:
             raise
+        except IntegrityError as exc:  # a constraint held; callers decide what it means
+            raise StoreError(
+                f"the metadata database failed: {type(exc).__name__}"
+            ) from exc
         except SQLAlchemyError as exc:
             logger.exception("database error")
             raise StoreError(

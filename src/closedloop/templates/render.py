@@ -102,6 +102,10 @@ def render_task_ui(
             return parsed.render(task={"input": dict(input_content)})
     except LiquidError as exc:
         raise ValidationError(_describe(exc), "UiTemplate") from exc
+    except RecursionError as exc:
+        raise ValidationError(
+            "task UI template: the input is nested too deeply to render", "UiTemplate"
+        ) from exc
     except ValidationError as exc:
         raise ValidationError(f"task UI template: {exc.message}", "UiTemplate") from exc
 
