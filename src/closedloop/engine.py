@@ -16,7 +16,7 @@ from closedloop.core.tasks import Tasks
 from closedloop.core.taskuis import TaskUis
 from closedloop.core.workforce import Workforce
 from closedloop.datasets import Datasets
-from closedloop.registry import Registry
+from closedloop.registry import Lineage, Registry
 from closedloop.serving.endpoints import Endpoints
 from closedloop.settings import Settings
 from closedloop.store.db import Database
@@ -63,6 +63,7 @@ class Engine:
         self.tasks = Tasks(self.ctx, self.loops, check_answer=check_answer)
         self.datasets = Datasets(self.ctx)
         self.registry = Registry(self.ctx)
+        self.lineage = Lineage(self.loops, self.datasets, self.registry)
         self.training = Training(self.ctx, self.datasets, self.registry)
         self.endpoints = Endpoints(self.ctx, self.registry, self.flows)
 

@@ -10,6 +10,7 @@ import typer
 
 from closedloop import __version__
 from closedloop.cli import demo as demo_cli
+from closedloop.cli import lineage as lineage_cli
 from closedloop.cli import models as models_cli
 from closedloop.cli import pipeline as pipeline_cli
 from closedloop.cli import serving as serving_cli
@@ -282,6 +283,7 @@ def webhooks_remove(webhook_id: int) -> None:
 templates_cli.register(app)
 web_cli.register(app, workers_app)
 models_cli.register(app)
+lineage_cli.register(app)
 serving_cli.register(app)
 pipeline_cli.register(app)
 demo_cli.register(app)

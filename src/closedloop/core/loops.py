@@ -335,6 +335,11 @@ class Loops:
         with self._ctx.db.read() as session:
             return self._info(self._row(session, name))
 
+    def answers(self, name: str) -> list[OutputAnswer]:
+        """The loop's stored answers in the order they arrived, as output.json records them."""
+        with self._ctx.db.read() as session:
+            return _output_answers(session, self._row(session, name).id)
+
     def list(self, flow_definition_arn: str, request: PageRequest) -> Page:
         flow_name = self._flows.name_from_arn(flow_definition_arn)
         scope = "loops:" + flow_name

@@ -32,6 +32,12 @@ class OutputAnswer:
     worker_id: str
     identity: dict[str, str]
 
+    @property
+    def time_spent_seconds(self) -> float:
+        """Seconds from acceptance to submission, never negative, to the millisecond."""
+        spent = (self.submission_time - self.acceptance_time).total_seconds()
+        return round(max(spent, 0.0), 3)
+
 
 def output_document(
     flow_arn: str, loop_name: str, input_content: str, answers: Sequence[OutputAnswer]
@@ -47,12 +53,11 @@ def output_document(
 
 
 def _answer(answer: OutputAnswer) -> dict[str, Any]:
-    spent = (answer.submission_time - answer.acceptance_time).total_seconds()
     return {
         "acceptanceTime": format_time(answer.acceptance_time),
         "answerContent": answer.answer_content,
         "submissionTime": format_time(answer.submission_time),
-        "timeSpentInSeconds": round(max(spent, 0.0), 3),
+        "timeSpentInSeconds": answer.time_spent_seconds,
         "workerId": answer.worker_id,
         "workerMetadata": {"identityData": answer.identity},
     }

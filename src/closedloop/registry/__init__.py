@@ -1,5 +1,6 @@
 """The model registry: versions, approval, aliases with history, and verified model files."""
 
+from closedloop.registry.lineage import Lineage, LoopLineage, LoopRow
 from closedloop.registry.versions import (
     APPROVED,
     PENDING,
@@ -15,7 +16,10 @@ __all__ = [
     "APPROVED",
     "PENDING",
     "REJECTED",
+    "Lineage",
     "LoadedModel",
+    "LoopLineage",
+    "LoopRow",
     "ModelVersion",
     "Registry",
     "infer_feature_dtypes",

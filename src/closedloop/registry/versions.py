@@ -224,23 +224,38 @@ class Registry:
             row = _find(session, model, ref)
             return _to_version(row, _aliases_of(session, model, row.version))
 
-    def list(self, model: str | None = None) -> list[ModelVersion]:
-        """Every version (of ``model``, or of all models), by model then version."""
+    def list(
+        self, model: str | None = None, *, source_loop: str | None = None
+    ) -> list[ModelVersion]:
+        """Every version (of ``model``, or of all models), by model then version.
+
+        ``source_loop`` keeps the versions trained on rows from that human loop.
+        """
         with self._ctx.db.read() as session:
             query = select(ModelVersionRow).order_by(
                 ModelVersionRow.model, ModelVersionRow.version
             )
             if model is not None:
                 query = query.where(ModelVersionRow.model == model)
+            if source_loop is not None:
+                # TODO(a table of (version, source loop) pairs filled at register):
+                # look versions up by loop through its index; LIKE reads every row.
+                needle = orjson.dumps(source_loop).decode()
+                query = query.where(
+                    ModelVersionRow.source_loops.contains(needle, autoescape=True)
+                )
             rows = session.scalars(query).all()
             aliases = session.scalars(select(ModelAliasRow)).all()
         by_version: dict[tuple[str, int], list[str]] = {}
         for alias in sorted(aliases, key=lambda a: a.alias):
             by_version.setdefault((alias.model, alias.version), []).append(alias.alias)
-        return [
+        versions = [
             _to_version(r, tuple(by_version.get((r.model, r.version), [])))
             for r in rows
         ]
+        if source_loop is None:
+            return versions
+        return [v for v in versions if source_loop in v.source_loops]
 
     def models(self) -> builtins.list[str]:
         with self._ctx.db.read() as session:
