@@ -7,10 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from web_helpers import PASSWORDS, Kit, WebServer, csrf_from, sign_in
 
+from closedloop.api.app import proxy_options
 from closedloop.engine import Engine
-from closedloop.web.accounts import CLIENT_LOCKOUT_FAILURES, Accounts
+from closedloop.errors import AuthenticationError
+from closedloop.web.accounts import (
+    CLIENT_LOCKOUT_FAILURES,
+    Accounts,
+    TooManyAttemptsError,
+    client_key,
+)
 
 SignInAs = Callable[[str, str], httpx.Client]
 
@@ -106,6 +114,58 @@ def test_guessing_across_usernames_from_one_address_is_stopped(
     accounts = Accounts(engine.ctx)
     elsewhere = accounts.sign_in("review", "alice", PASSWORDS["alice"], "192.0.2.7")
     assert elsewhere.name == "alice"
+
+
+def _guess_from(client: httpx.Client, addresses: list[str]) -> None:
+    for i, address in enumerate(addresses):
+        client.headers["x-forwarded-for"] = address
+        response = _login(client, "review", f"guess-{i % 4}", "guessing-wrong-1")
+        assert response.status_code == 401
+
+
+def test_a_forwarded_for_header_is_ignored_unless_a_proxy_is_named(
+    web: WebServer,
+) -> None:
+    client = httpx.Client(base_url=web.url)
+    spoofed = [f"198.51.100.{i}" for i in range(CLIENT_LOCKOUT_FAILURES)]
+    _guess_from(client, spoofed)  # a new address claimed for every guess
+
+    client.headers["x-forwarded-for"] = "192.0.2.200"
+    refused = _login(client, "review", "alice", PASSWORDS["alice"])
+    assert refused.status_code == 429  # every guess counted against the real address
+    assert proxy_options({}) == {"proxy_headers": False}
+
+
+def test_behind_a_named_proxy_the_forwarded_address_is_the_one_limited(
+    engine: Engine, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    with WebServer(engine) as proxied:
+        client = httpx.Client(base_url=proxied.url)
+        _guess_from(client, ["203.0.113.9"] * CLIENT_LOCKOUT_FAILURES)
+        locked = _login(client, "review", "alice", PASSWORDS["alice"])
+        client.headers["x-forwarded-for"] = "192.0.2.55"
+        other = _login(client, "review", "alice", PASSWORDS["alice"])
+    assert locked.status_code == 429
+    assert other.status_code == 303  # another client behind the proxy signs in
+
+
+def test_failures_from_one_ipv6_network_count_together(
+    engine: Engine, kit: Kit
+) -> None:
+    accounts = Accounts(engine.ctx)
+    for i in range(CLIENT_LOCKOUT_FAILURES):
+        with pytest.raises(AuthenticationError):
+            accounts.sign_in(
+                "review", f"guess-{i % 4}", "wrong-password-1", f"2001:db8:1:2::{i:x}"
+            )
+    with pytest.raises(TooManyAttemptsError):
+        accounts.sign_in("review", "alice", PASSWORDS["alice"], "2001:db8:1:2:ffff::1")
+    elsewhere = accounts.sign_in(
+        "review", "alice", PASSWORDS["alice"], "2001:db8:1:3::1"
+    )
+    assert elsewhere.name == "alice"
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
 
 
 def test_forms_and_fetches_without_the_csrf_token_are_refused(

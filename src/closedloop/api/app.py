@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +26,7 @@ from closedloop.errors import ClosedloopError, ValidationError
 from closedloop.pipeline.triggers import Triggers
 from closedloop.web import web_router
 
-__all__ = ["Sweeper", "create_app"]
+__all__ = ["Sweeper", "create_app", "proxy_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,19 @@ class Sweeper:
             logger.exception(
                 "background sweep failed; retrying in %.1fs", self._interval
             )
+
+
+def proxy_options(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """uvicorn's options for X-Forwarded-For: trusted only from ``FORWARDED_ALLOW_IPS``.
+
+    Without the variable no proxy is trusted, not even one on loopback: a
+    proxy, tunnel or port-forward on the same host may pass on a header the
+    client wrote, and the sign-in limits count failures by client address.
+    """
+    allowed = environ.get("FORWARDED_ALLOW_IPS", "").strip()
+    if not allowed:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": allowed}
 
 
 def create_app(

@@ -90,7 +90,7 @@ def serve(
     """Serve the A2I runtime, SageMaker control plane, worker API, web UI and endpoints."""
     import uvicorn
 
-    from closedloop.api.app import create_app
+    from closedloop.api.app import create_app, proxy_options
     from closedloop.pipeline.project import load_project
     from closedloop.pipeline.triggers import Triggers
 
@@ -111,6 +111,7 @@ def serve(
             port=port,
             log_level=log_level,
             access_log=False,
+            **proxy_options(),
         )
 
     run(start)

@@ -9,7 +9,7 @@ import time
 import httpx
 import uvicorn
 
-from closedloop.api.app import create_app
+from closedloop.api.app import create_app, proxy_options
 from closedloop.engine import Engine
 from closedloop.errors import ClosedloopError
 
@@ -29,6 +29,7 @@ class BackgroundServer:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            **proxy_options(),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

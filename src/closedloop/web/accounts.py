@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ __all__ = [
     "Principal",
     "TooManyAttemptsError",
     "check_password_rule",
+    "client_key",
 ]
 
 logger = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ class Accounts:
         usernames (so one caller cannot try a few passwords on every account).
         """
         username = username.strip()[:128]
-        client = client[:64] if client else None
+        client = client_key(client) if client else None
         self._refuse_if_locked(realm, username)
         self._refuse_if_client_locked(client)
         found = self._lookup(realm, username)
@@ -253,3 +255,20 @@ def _check_name(name: str) -> None:
             f"operator name must be 1-128 printable characters without surrounding spaces; got {name!r}",
             "name",
         )
+
+
+def client_key(address: str) -> str:
+    """The address that sign-in failures are counted against.
+
+    An IPv6 client usually holds a whole /64 and can take a new address in it
+    for every attempt, so IPv6 addresses count by their /64 network.
+    """
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
