@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from closedloop.errors import ValidationError
@@ -210,3 +212,37 @@ def test_frame_csp_blocks_network_and_keeps_the_page_sandboxed() -> None:
     assert "default-src 'none'" in csp and "connect-src" not in csp
     assert "script-src 'nonce-abcdefgh12';" in csp
     assert csp.endswith("sandbox allow-scripts allow-forms")
+
+
+def test_allowed_origins_trust_the_templates_script_tags_never_the_inputs() -> None:
+    template = (
+        '<script src="https://cdn.example.com/lib.js"></script>'
+        "<script src='https://other.example.org/x.js'></script>"
+        '<script src="{{ task.input.url }}"></script>'
+        "<crowd-form>{{ task.input.html | skip_autoescape }}</crowd-form>"
+    )
+    injected = '<script src="https://cdn.example.com/evil.js"></script>'
+    page = render_task_page(
+        template,
+        {"url": "https://cdn.example.com/x.js", "html": injected},
+        nonce="abcdefgh12",
+        script_origins=["https://cdn.example.com"],
+    )
+
+    assert '<script nonce="abcdefgh12" src="https://cdn.example.com/lib.js">' in page
+    assert "<script src='https://other.example.org/x.js'>" in page
+    assert '<script src="https://cdn.example.com/x.js">' in page  # src from the input
+    assert injected in page  # as markup, without the nonce: the policy refuses it
+    csp = task_frame_csp("abcdefgh12", style_origins=["https://cdn.example.com"])
+    assert "script-src 'nonce-abcdefgh12';" in csp
+    assert "style-src 'self' 'unsafe-inline' https://cdn.example.com;" in csp
+
+
+def test_a_page_opened_as_a_file_carries_its_policy_in_a_meta_tag() -> None:
+    page = render_task_page("<p>hi</p>", {}, nonce="abcdefgh12", embed_policy=True)
+    meta = re.search(
+        r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page
+    )
+    assert meta is not None
+    assert "script-src 'nonce-abcdefgh12'" in meta.group(1)
+    assert "sandbox" not in meta.group(1) and "frame-ancestors" not in meta.group(1)

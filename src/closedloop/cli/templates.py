@@ -100,6 +100,7 @@ def render(
         data,
         nonce=secrets.token_urlsafe(16),
         template_scripts=True,
+        embed_policy=True,
     )
     if out is None:
         sys.stdout.write(page)

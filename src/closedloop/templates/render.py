@@ -7,7 +7,8 @@ the template says ``skip_autoescape``; ``to_json``, ``escape``, ``escape_once`` 
 The page a worker sees is a complete HTML document meant for an iframe with
 ``sandbox="allow-scripts allow-forms"`` (never ``allow-same-origin``), served
 with the Content-Security-Policy ``task_frame_csp(nonce)`` gives: scripts only
-with the nonce or from origins the operator allowed; the template's own styles;
+with the nonce, which the template's own script tags get where the operator
+allowed them (inline, or loaded from a named origin); the template's own styles;
 no fetch/XHR/WebSocket (no ``connect-src``); images and media from closedloop
 only; and a CSP ``sandbox`` so the page stays sandboxed even when opened on its
 own. closedloop's crowd elements are written into the page itself, their
@@ -39,6 +40,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from liquid import BoundTemplate, Environment
 from liquid.exceptions import LiquidError
@@ -64,8 +66,12 @@ FRAME_PROTOCOL: dict[str, str] = {
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
-# Inline scripts only: a template's <script src=...> never gets the nonce.
-_INLINE_SCRIPT_TAG = re.compile(r"<script(?![^>]*\bsrc\s*=)(?=[\s>])", re.IGNORECASE)
+# Directives a policy in a <meta> tag may not carry.
+_META_IGNORED = ("sandbox", "frame-ancestors")
+_SCRIPT_TAG = re.compile(r"<script(?=[\s>])([^>]*)>", re.IGNORECASE)
+_SCRIPT_SRC = re.compile(
+    r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""", re.IGNORECASE
+)
 # AWS's own element library, which A2I templates load; closedloop brings its own.
 AWS_ELEMENTS_SCRIPT = re.compile(
     r"<script[^>]*\bsrc\s*=\s*[\"']?https://assets\.crowd\.aws/[^>]*>\s*</script>",
@@ -138,29 +144,28 @@ def task_frame_csp(
     nonce: str,
     *,
     origin: str = "",
-    script_origins: Sequence[str] = (),
+    style_origins: Sequence[str] = (),
 ) -> str:
     """The Content-Security-Policy header to serve a task page rendered with ``nonce``.
 
     ``origin`` (``https://host:port``) is where closedloop serves the page, named
-    next to ``'self'`` for images and media. Scripts run only with the nonce or
-    from ``script_origins``, the operator's allow-list of origins a template may
-    load scripts and stylesheets from (``CLOSEDLOOP_TEMPLATE_SCRIPTS``); none come
-    from closedloop's own origin. Styles written in a template apply
-    (``'unsafe-inline'`` for styles only); nothing in the frame may connect
-    anywhere (no ``connect-src``).
+    next to ``'self'`` for images and media. Scripts run only with the nonce:
+    :func:`render_task_page` gives it to the tags the operator allowed. Styles
+    written in a template apply (``'unsafe-inline'`` for styles only), and
+    stylesheets load from ``style_origins`` too (``CLOSEDLOOP_TEMPLATE_SCRIPTS``);
+    nothing in the frame may connect anywhere (no ``connect-src``).
     """
     _check_nonce(nonce)
-    for value in (origin, *script_origins):
+    for value in (origin, *style_origins):
         if value and not _ORIGIN.fullmatch(value):
             raise ValueError(
                 f"origin must look like https://host[:port]; got {value!r}"
             )
     own = f"'self' {origin}" if origin else "'self'"
-    extra = "".join(f" {o}" for o in script_origins)
+    extra = "".join(f" {o}" for o in style_origins)
     return (
         "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'{extra}; "
+        f"script-src 'nonce-{nonce}'; "
         f"style-src 'self' 'unsafe-inline'{extra}; "
         f"img-src {own} data: blob:; media-src {own} blob:; font-src 'self' data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
@@ -186,21 +191,34 @@ def render_task_page(
     object_url: Callable[[str], str] | None = None,
     nonce: str,
     template_scripts: bool = False,
+    script_origins: Sequence[str] = (),
+    embed_policy: bool = False,
 ) -> str:
     """A complete HTML document for the sandboxed task frame (see the module docstring).
+
+    ``template_scripts`` gives the nonce to the template's inline scripts, and
+    ``script_origins`` to its ``<script src>`` tags that load from one of those
+    origins; the policy names no origin for scripts, so a script tag that
+    arrives in the input never runs, wherever it points. ``embed_policy`` writes
+    the policy into the page as a ``<meta>`` tag, for a page opened as a file
+    (a browser ignores ``sandbox`` and ``frame-ancestors`` there).
 
     The elements' script follows the template's body, so it runs once the body is
     parsed, as a deferred script would, and before the template's deferred scripts.
     """
     _check_nonce(nonce)
     template = AWS_ELEMENTS_SCRIPT.sub("", template)
-    if template_scripts:
-        template = _INLINE_SCRIPT_TAG.sub(f'<script nonce="{nonce}"', template)
+    template = _trust_scripts(template, nonce, template_scripts, script_origins)
     body = render_task_ui(template, input_content, object_url=object_url)
     style, script = _crowd_assets()
+    policy = ""
+    if embed_policy:
+        rules = task_frame_csp(nonce, style_origins=script_origins).split("; ")
+        kept = "; ".join(r for r in rules if not r.startswith(_META_IGNORED))
+        policy = f'<meta http-equiv="Content-Security-Policy" content="{kept}">\n'
     return (
         "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="en">\n<head>\n<meta charset="utf-8">\n{policy}'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>Task</title>\n<style>\n{style}</style>\n"
         '</head>\n<body class="cl-task">\n'
@@ -208,6 +226,36 @@ def render_task_page(
         f'<script nonce="{nonce}">\n{script}</script>\n'
         "</body>\n</html>\n"
     )
+
+
+def _trust_scripts(
+    template: str, nonce: str, inline: bool, origins: Sequence[str]
+) -> str:
+    """The template source with the nonce on the script tags the operator allowed.
+
+    Runs before Liquid, so only tags written in the template itself qualify; a
+    ``src`` built from the input (``{{ ... }}``) names no allowed origin.
+    """
+    allowed = set(origins)
+
+    def trusted(match: re.Match[str]) -> str:
+        attributes = match.group(1)
+        src = _SCRIPT_SRC.search(attributes)
+        if src is None:
+            ok = inline
+        else:
+            url = next(g for g in src.groups() if g is not None)
+            ok = _origin_of(url) in allowed
+        return f'<script nonce="{nonce}"{attributes}>' if ok else match.group(0)
+
+    return _SCRIPT_TAG.sub(trusted, template)
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @functools.cache

@@ -124,6 +124,7 @@ class _Review:
                 object_url=self.signer.sign,
                 nonce=nonce,
                 template_scripts=settings.inline_template_scripts,
+                script_origins=settings.template_script_origins,
             )
         except ValidationError as exc:
             html = _frame_problem(exc.message)
@@ -131,7 +132,7 @@ class _Review:
         response.headers["content-security-policy"] = task_frame_csp(
             nonce,
             origin=frame_origin(request.url.scheme, request.headers.get("host", "")),
-            script_origins=settings.template_script_origins,
+            style_origins=settings.template_script_origins,
         )
         return response
 
