@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from closedloop.core.context import Context
 from closedloop.errors import ConflictError, NotFoundError, StoreError, ValidationError
+from closedloop.store.objects import STORAGE_ERRORS, filesystem_for
 
 __all__ = [
     "PROVENANCE_COLUMNS",
@@ -338,16 +339,29 @@ def _features(text: str) -> dict[str, Any]:
     return {k: v for k, v in value.items() if k not in ("prediction", "id")}
 
 
+_READ_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, ValueError)
+
+
 def _read_table(path: str) -> pd.DataFrame:
+    """A CSV or Parquet file, local or at an fsspec URL.
+
+    Read through fsspec, as the object store writes: pandas alone would read
+    ``s3://`` with pyarrow's own client, which ignores fsspec's settings
+    (``FSSPEC_S3``) and so may look for the bucket somewhere else.
+    """
     suffix = Path(path).suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ValidationError(
+            f"file must end in .csv or .parquet; got {path!r}", "path"
+        )
+    fs, target = filesystem_for(path, "path")
     try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix == ".csv":
-            return pd.read_csv(path)
-    except (OSError, ValueError) as exc:
+        with fs.open(target, "rb") as file:
+            if suffix == ".parquet":
+                return pd.read_parquet(file)
+            return pd.read_csv(file)
+    except _READ_ERRORS as exc:
         raise ValidationError(f"could not read {path!r}: {exc}", "path") from exc
-    raise ValidationError(f"file must end in .csv or .parquet; got {path!r}", "path")
 
 
 def _require_column(frame: pd.DataFrame, column: str, flag: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from closedloop.errors import NotFoundError
@@ -15,6 +14,7 @@ from closedloop.pipeline.runner import Step, StepContext
 __all__ = ["STEP_NAMES", "build_steps"]
 
 logger = logging.getLogger(__name__)
+PIPELINE_BUCKET = "s3://closedloop-pipeline"
 STEP_NAMES = ("feedback", "merge", "train", "evaluate", "gate", "register", "deploy")
 
 
@@ -34,23 +34,23 @@ class _Steps:
 
     def feedback(self, context: StepContext) -> dict[str, Any]:
         engine, review = context.engine, self.project.review
+        objects = engine.ctx.objects
         flow = engine.flows.describe(review.flow)
-        source = engine.ctx.objects.locate(
-            f"{flow.output_path.rstrip('/')}/{flow.name}"
-        )
-        target = engine.ctx.objects.locate(
-            f"s3://closedloop-pipeline/{self.project.name}/run-{context.run_id}/feedback.parquet"
-        )
-        if not Path(source).exists():
+        source = f"{flow.output_path.rstrip('/')}/{flow.name}"
+        if not objects.exists(source):
             return {"accepted": 0, "path": None, "counts": {}}
         result = build_feedback(
-            [source],
+            [objects.url(source)],
             label_path=review.label_path,
             label_set=review.labels,
             task_count=review.task_count,
             min_confidence=review.min_confidence,
         )
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        # Kept in the object store beside the run's other artifacts; the path is
+        # its full URL (a local path or s3://...), which the merge step reads.
+        target = objects.url(
+            f"{PIPELINE_BUCKET}/{self.project.name}/run-{context.run_id}/feedback.parquet"
+        )
         write_feedback(result, target)
         return {
             "accepted": result.counts.get("accepted", 0),
