@@ -342,6 +342,11 @@ def test_batches_of_the_same_names_from_two_engines_each_start_every_loop_once(
     settings: Settings,
 ) -> None:
     """Two servers writing batches that share names, in opposite orders."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        pytest.skip(
+            "only PostgreSQL can deadlock here: SQLite's BEGIN IMMEDIATE runs "
+            "one writer at a time, so the opposite orders never interleave"
+        )
     first, second = Engine(settings), Engine(settings)
     try:
         flow_arn = make_flow(first, "batches", 1)
