@@ -97,3 +97,56 @@ def test_allowed_template_script_can_veto_a_submit(
     page.keyboard.press("Enter")
     page.wait_for_function("window.messages.length > 0")
     assert page.evaluate("window.messages")[0]["answerContent"] == {"code": "1234"}
+
+
+# A template in the style of A2I's custom samples: the worker sorts items into
+# groups in the page, and the template's own submit handler writes its answer
+# as JSON into a hidden input, refusing to submit while an item is unsorted.
+SORTER = """
+<crowd-form>
+  <div id="problem"></div>
+  <ul id="unsorted">{% for item in task.input.items %}
+    <li data-id="{{ item.id }}">{{ item.name }}</li>{% endfor %}
+  </ul>
+  <ol id="kept"></ol>
+  <input type="hidden" name="sorted" id="sorted">
+</crowd-form>
+<script>
+document.querySelectorAll("#unsorted li").forEach(function (item) {
+  item.addEventListener("click", function () { document.getElementById("kept").append(item); });
+});
+document.querySelector("crowd-form").onsubmit = function (event) {
+  if (document.querySelectorAll("#unsorted li").length > 0) {
+    document.getElementById("problem").innerHTML =
+      '<crowd-alert type="error">Sort every item first.</crowd-alert>';
+    event.preventDefault();
+    return;
+  }
+  var ids = Array.from(document.querySelectorAll("#kept li")).map(function (li) {
+    return li.dataset.id;
+  });
+  document.getElementById("sorted").value = JSON.stringify({order: ids});
+};
+</script>
+"""
+
+
+def test_template_handler_writes_its_answer_into_a_hidden_input(
+    page: Any, task_host: TaskHost
+) -> None:
+    items = [{"id": "b7", "name": "<b>bolt</b>"}, {"id": "n2", "name": "nut"}]
+    frame = open_task(page, task_host, SORTER, {"items": items}, scripts=True)
+    assert frame.locator("#unsorted li").first.inner_text() == "<b>bolt</b>"
+
+    page.keyboard.press("Enter")
+    frame.wait_for_selector("crowd-alert")
+    assert page.evaluate("window.messages") == []
+
+    frame.get_by_text("nut").click()
+    frame.get_by_text("<b>bolt</b>").click()
+    page.keyboard.press("Enter")
+    page.wait_for_function("window.messages.length > 0")
+    # As in A2I, a hidden input's value is submitted as the string it holds.
+    assert page.evaluate("window.messages")[0]["answerContent"] == {
+        "sorted": '{"order":["n2","b7"]}'
+    }
