@@ -260,3 +260,132 @@ def test_one_name_on_two_kinds_of_element_is_reported() -> None:
         '<crowd-input name="x"></crowd-input><crowd-slider name="x"></crowd-slider>'
     )
     assert fields.problems == ("name 'x' is used by both crowd-input and crowd-slider",)
+
+
+REVIEW = (FIXTURES / "review-problems.liquid.html").read_text()
+DEFECTS = (FIXTURES / "defects.liquid.html").read_text()
+TOPICS = (FIXTURES / "topics.liquid.html").read_text()
+FLAG = (FIXTURES / "flag.liquid.html").read_text()
+REVIEW_INPUT = {"review": "ok", "problems": ["Late delivery", "Damaged item"]}
+
+
+def multi_select(exclusion: str) -> str:
+    return (
+        '<crowd-form><crowd-classifier-multi-select name="x" categories="[\'a\']" '
+        f"exclusion-category={exclusion}></crowd-classifier-multi-select></crowd-form>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "text"),
+    [
+        ("\"{ text: 'None of these' }\"", "None of these"),
+        ('\'{"text": "Nothing", "label": "none"}\'', "Nothing"),
+        ("\"{ label: 'n/a' }\"", "n/a"),
+        ("\"{ text: 'Not: a, b' , }\"", "Not: a, b"),
+        ('"Skip it"', "Skip it"),
+        ('"{ text: alert(1) }"', "None of the above"),
+        ('"{ text: 1 2 }"', "None of the above"),
+    ],
+)
+def test_exclusion_category_is_read_from_js_literals_and_json_without_eval(
+    attribute: str, text: str
+) -> None:
+    field = template_fields(multi_select(attribute)).fields[0]
+    assert (field.exclusion, field.required) == (text, True)
+
+
+def test_exclusion_category_of_the_fixtures_and_only_on_multi_selects() -> None:
+    assert template_fields(REVIEW, REVIEW_INPUT).fields[0].exclusion == (
+        "No problem reported"
+    )
+    assert template_fields(DEFECTS).fields[0].exclusion == "Nothing visible"
+    single = template_fields(
+        '<crowd-classifier name="c" categories="[\'a\']" '
+        "exclusion-category=\"{ text: 'None' }\"></crowd-classifier>"
+    )
+    assert single.fields[0].exclusion is None
+
+
+def test_exclusion_answers_no_labels_and_categories_still_pass() -> None:
+    check_answer(REVIEW, REVIEW_INPUT, {"problems": {"labels": []}})
+    check_answer(REVIEW, REVIEW_INPUT, {"problems": {"labels": ["Damaged item"]}})
+    check_answer(DEFECTS, {"taskObject": "s3://b/p.png"}, {"defects": {"labels": []}})
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            {"problems": {"labels": ["Broken"]}},
+            "answerContent.problems has label 'Broken'; the task UI allows 'Late delivery', 'Damaged item'",
+        ),
+        (
+            {"problems": {"labels": ["No problem reported"]}},
+            "answerContent.problems has label 'No problem reported'; choosing it answers {\"labels\": []}",
+        ),
+        (
+            {"problems": {"label": "Damaged item"}},
+            "answerContent.problems must be {\"labels\": [\"<category>\", ...]}; got {'label': 'Damaged item'}",
+        ),
+        ({}, "answerContent.problems is required by the task UI and is missing"),
+    ],
+)
+def test_exclusion_template_refuses_unknown_labels_and_other_shapes(
+    answer: dict[str, Any], message: str
+) -> None:
+    assert refused(REVIEW, REVIEW_INPUT, answer).message == message
+
+
+def test_required_multi_select_without_exclusion_still_needs_a_label() -> None:
+    error = refused(TOPICS, {"ticket": "t"}, {"topics": {"labels": []}})
+    assert error.message == "answerContent.topics needs at least one label"
+
+
+FLAG_ANSWER: dict[str, Any] = {
+    "colours": {"Red": True, "Yellow": False, "Green": True},
+    "photo": {"on": False},
+    "horizontal": {"horizontal": False},
+    "vertical": {"vertical": False},
+    "other": {"on": True},
+    "flagged": {"on": True},
+    "review": {"needsReview": False},
+}
+
+
+def test_switches_take_their_value_or_on_as_the_key() -> None:
+    fields = template_fields(FLAG, {"country": "x"})
+    keys = {f.name: f.switch_keys for f in fields.fields}
+    assert keys == {
+        "colours": ("Red", "Yellow", "Green"),
+        "photo": ("on",),
+        "horizontal": ("horizontal",),
+        "vertical": ("vertical",),
+        "other": ("on",),
+        "flagged": ("on",),
+        "review": ("needsReview",),
+    }
+    check_answer(FLAG, {"country": "x"}, FLAG_ANSWER)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"colours": {"Blue": True}},
+            "answerContent.colours must map 'Red', 'Yellow', 'Green' to true or false; got {'Blue': True}",
+        ),
+        (
+            {"flagged": {"flagged": True}},
+            "answerContent.flagged must map 'on' to true or false; got {'flagged': True}",
+        ),
+        (
+            {"review": True},
+            'answerContent.review must be {"<value>": true|false}; got True',
+        ),
+    ],
+)
+def test_switch_answers_in_other_shapes_are_refused(
+    change: dict[str, Any], message: str
+) -> None:
+    assert refused(FLAG, {"country": "x"}, {**FLAG_ANSWER, **change}).message == message

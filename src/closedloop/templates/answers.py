@@ -64,8 +64,15 @@ def _labels(item: AnswerField, value: object) -> None:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         _fail(item.name, f'must be {{"labels": ["<category>", ...]}}; got {value!r}')
     for label in labels:
+        if label == item.exclusion and (
+            item.labels is None or label not in item.labels
+        ):
+            _fail(
+                item.name, f'has label {label!r}; choosing it answers {{"labels": []}}'
+            )
         _known_label(item, item.name, label)
-    if item.required and not labels:
+    # An empty list is how the exclusion choice ("None of the above") answers.
+    if item.required and not labels and item.exclusion is None:
         _fail(item.name, "needs at least one label")
 
 

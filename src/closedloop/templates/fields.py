@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from html.parser import HTMLParser
@@ -39,6 +41,15 @@ ELEMENT_KINDS: dict[str, str] = {
 _ALWAYS_REQUIRED = ("label",)
 _NOT_FIELDS = ("submit", "button", "reset", "image", "file")
 _LABEL_ATTRIBUTES = ("categories", "labels", "label-categories")
+DEFAULT_EXCLUSION = "None of the above"
+# The tokens of a flat JS object literal, as crowd-elements.js splits them.
+_LOOSE_TOKEN = re.compile(
+    r"""\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?|[{}:,]""",
+    re.ASCII,
+)
+_LOOSE_WORDS: dict[str, Any] = {"true": True, "false": False, "null": None}
+_NO_VALUE = object()
+_KEY_STARTS = "'\"_$" + string.ascii_letters
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,8 @@ class AnswerField:
     minimum: float | None = None
     maximum: float | None = None
     text_length: int | None = None
+    # A multi-select's exclusion choice ("None of the above"): it answers no labels.
+    exclusion: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,17 +155,81 @@ def _field(tag: str, attributes: dict[str, str], rendered: bool) -> AnswerField:
     native_type = attributes.get("type", "text").lower() if tag == "input" else ""
     if native_type in ("checkbox", "radio"):
         shape = "choice"
+    exclusion = _exclusion(shape, attributes)
     return AnswerField(
         name=attributes["name"],
         kind=tag,
         shape=shape,
-        required="required" in attributes or shape in _ALWAYS_REQUIRED,
+        required="required" in attributes
+        or shape in _ALWAYS_REQUIRED
+        or exclusion is not None,
         labels=_labels(attributes, rendered),
         switch_keys=_switch_keys(shape, attributes),
         minimum=_number(attributes.get("min")),
         maximum=_number(attributes.get("max")),
         text_length=len(attributes["text"]) if "text" in attributes else None,
+        exclusion=exclusion,
     )
+
+
+def _exclusion(shape: str, attributes: dict[str, str]) -> str | None:
+    raw = attributes.get("exclusion-category")
+    return exclusion_text(raw) if shape == "labels" and raw is not None else None
+
+
+def exclusion_text(raw: str) -> str:
+    """The exclusion choice's text, read as crowd-elements.js reads it, so both agree."""
+    parsed = parse_loose_object(raw) or {}
+    text = parsed.get("text")
+    text = text if isinstance(text, str) else parsed.get("label")
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    raw = raw.strip()
+    return raw if raw and raw[0] not in "{[" else DEFAULT_EXCLUSION
+
+
+def parse_loose_object(text: str) -> dict[str, Any] | None:
+    """A flat JSON object or JS object literal (``{ text: 'x' }``), read without eval."""
+    tokens = _loose_tokens(text.strip())
+    if not tokens or tokens[0] != "{" or tokens[-1] != "}":
+        return None
+    body, result = tokens[1:-1], {}
+    for start in range(0, len(body), 4):
+        pair = body[start : start + 4]
+        if len(pair) < 3 or pair[1] != ":" or pair[0][0] not in _KEY_STARTS:
+            return None
+        if len(pair) == 4 and pair[3] != ",":
+            return None
+        value = _loose_value(pair[2])
+        if value is _NO_VALUE:
+            return None
+        key = _loose_value(pair[0]) if pair[0][0] in "'\"" else pair[0]
+        result[str(key)] = value
+    return result
+
+
+def _loose_tokens(text: str) -> list[str] | None:
+    tokens, at = [], 0
+    while at < len(text):
+        match = _LOOSE_TOKEN.match(text, at)
+        if match is None:
+            return None
+        at = match.end()
+        if not match.group().isspace():
+            tokens.append(match.group())
+    return tokens
+
+
+def _loose_value(token: str) -> Any:
+    if token[0] in "'\"":
+        return re.sub(r"\\(.)", _unescape, token[1:-1])
+    if token[0] == "-" or token[0].isdigit():
+        return float(token) if "." in token else int(token)
+    return _LOOSE_WORDS.get(token, _NO_VALUE)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return {"n": "\n", "t": "\t"}.get(match.group(1), match.group(1))
 
 
 def _switch_keys(shape: str, attributes: dict[str, str]) -> tuple[str, ...]:

@@ -2,12 +2,13 @@
  *
  * No build step and no network access. Each answer field answers crowdAnswer()
  * with [name, value] pairs in the shape A2I writes to answerContent, crowdProblem()
- * with a message when it is required and empty, and crowdReset(). crowd-form
+ * with a message when its value cannot be submitted, and crowdReset(). crowd-form
  * gathers them and talks to the host page only with window.parent.postMessage:
  *   {type: "closedloop:submit", answerContent: {...}}   on submit
  *   {type: "closedloop:skip"}                           on skip (S key)
  * and listens for {type: "closedloop:focus"} and {type: "closedloop:submit"} from the host.
- * Keyboard: 1-9 pick a label in the active classifier or annotator, Enter submits
+ * Keyboard: 1-9 pick a label in the active classifier or annotator (a multi-select's
+ * exclusion choice takes the number after its last category), Enter submits
  * (or finishes a shape being drawn), S skips; Ctrl+Enter submits from a text area.
  */
 (function () {
@@ -54,6 +55,61 @@
         return fallback;
       }
     }
+  }
+
+  // exclusion-category is written as a JS object literal ({ text: 'None of the above' }):
+  // read its flat key/value pairs with a small tokenizer (never eval); strict JSON
+  // reads the same way. Returns null for anything else.
+  var LOOSE_TOKEN = /\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?|[{}:,]/y;
+  var LOOSE_WORDS = { "true": true, "false": false, "null": null };
+
+  function looseTokens(text) {
+    var tokens = [];
+    LOOSE_TOKEN.lastIndex = 0;
+    while (LOOSE_TOKEN.lastIndex < text.length) {
+      var match = LOOSE_TOKEN.exec(text);
+      if (!match) return null;
+      if (!/^\s/.test(match[0])) tokens.push(match[0]);
+    }
+    return tokens;
+  }
+
+  function looseValue(token) {
+    var quote = token.charAt(0);
+    if (quote === "'" || quote === '"') {
+      return token.slice(1, -1).replace(/\\(.)/g, function (_, c) {
+        return c === "n" ? "\n" : c === "t" ? "\t" : c;
+      });
+    }
+    if (/^-?\d/.test(token)) return Number(token);
+    return Object.prototype.hasOwnProperty.call(LOOSE_WORDS, token) ? LOOSE_WORDS[token] : undefined;
+  }
+
+  function parseLooseObject(text) {
+    var tokens = looseTokens(String(text || "").trim());
+    if (!tokens || tokens[0] !== "{" || tokens[tokens.length - 1] !== "}") return null;
+    var result = Object.create(null);
+    for (var i = 1; i < tokens.length - 1; i += 4) {
+      var key = /^['"]/.test(tokens[i]) ? looseValue(tokens[i]) : tokens[i];
+      var value = looseValue(tokens[i + 2] || "");
+      var next = tokens[i + 3];
+      if (!/^['"A-Za-z_$]/.test(tokens[i]) || tokens[i + 1] !== ":" || value === undefined) return null;
+      if (next !== "," && i + 3 !== tokens.length - 1) return null;
+      result[key] = value;
+    }
+    return result;
+  }
+
+  var DEFAULT_EXCLUSION = "None of the above";
+
+  // The text of the exclusion choice: its `text` (or `label`) key; a plain string as is.
+  function exclusionText(raw) {
+    if (raw === null || raw === undefined) return null;
+    var parsed = parseLooseObject(raw);
+    var text = parsed && (typeof parsed.text === "string" ? parsed.text : parsed.label);
+    if (typeof text === "string" && text.trim()) return text.trim();
+    raw = raw.trim();
+    return raw && "{[".indexOf(raw.charAt(0)) < 0 ? raw : DEFAULT_EXCLUSION;
   }
 
   // Labels from categories / labels / label-categories: strings or {label, ...}.
@@ -302,23 +358,83 @@
 
   // ------------------------------------------------------ simple fields
 
+  // Compiles a template's pattern attribute; a broken pattern is ignored, not fatal.
+  function patternOf(source, anchored) {
+    if (!source) return null;
+    try {
+      return new RegExp(anchored ? "^(?:" + source + ")$" : source);
+    } catch (e) {
+      return null;
+    }
+  }
+
   class CrowdInput extends CrowdElement {
     build() {
+      var self = this;
       this._initial = this.getAttribute("value") || "";
+      this._allowed = patternOf(this.getAttribute("allowed-pattern"), false);
+      this._pattern = patternOf(this.getAttribute("pattern"), true);
+      this._live = this.hasAttribute("auto-validate");
       var id = "cl-" + Math.random().toString(36).slice(2);
       this._input = el("input", {
         id: id, "data-cl-internal": true, type: this.getAttribute("type") || "text",
         placeholder: this.getAttribute("placeholder"), value: this._initial,
         maxlength: this.getAttribute("max-length"), minlength: this.getAttribute("min-length"),
-        disabled: this.hasAttribute("disabled"), required: this.isRequired,
+        disabled: this.hasAttribute("disabled"), required: this.isRequired, "aria-describedby": id + "-error",
       });
+      this._error = el("div", { id: id + "-error", className: "cl-input-error", hidden: true });
       if (this.getAttribute("label")) this.appendChild(el("label", { "for": id, text: this.getAttribute("label") }));
       this.appendChild(this._input);
+      this.appendChild(this._error);
       if (this.hasAttribute("auto-focus") || this.hasAttribute("autofocus")) this._input.autofocus = true;
+      this._input.addEventListener("input", function (event) {
+        if (self._live && self._allowed && !event.isComposing) self.dropDisallowed();
+        if (self._live) self.showError(self.validity());
+      });
+      this._input.addEventListener("blur", function () { if (self._live) self.showError(self.validity()); });
+    }
+    // allowed-pattern with auto-validate: characters that do not match are dropped as typed.
+    dropDisallowed() {
+      var input = this._input, allowed = this._allowed;
+      var keep = function (text) {
+        return Array.from(text).filter(function (c) { return allowed.test(c); }).join("");
+      };
+      var value = input.value, caret = input.selectionStart;
+      var kept = keep(value);
+      if (kept === value) return;
+      input.value = kept;
+      if (caret !== null) {
+        var at = keep(value.slice(0, caret)).length;
+        input.setSelectionRange(at, at);
+      }
+    }
+    // Why the value cannot be submitted, naming the field; null when it can.
+    validity() {
+      var value = this._input.value, name = this.describe();
+      var min = Number(this.getAttribute("min-length")), max = Number(this.getAttribute("max-length"));
+      var allowed = this._allowed;
+      if (value === "") return this.isRequired ? name + " is required" : null;
+      if (min && value.length < min) return name + " needs at least " + min + " characters";
+      if (max && value.length > max) return name + " allows at most " + max + " characters";
+      var offPattern = (allowed && !Array.from(value).every(function (c) { return allowed.test(c); })) ||
+        (this._pattern && !this._pattern.test(value));
+      return offPattern ? name + " is not in the expected format" : null;
+    }
+    showError(problem) {
+      this._error.textContent = problem ? this.getAttribute("error-message") || problem : "";
+      this._error.hidden = !problem;
+      this._input.setAttribute("aria-invalid", String(!!problem));
+      this.markInvalid(problem);
     }
     crowdAnswer() { return this.fieldName ? [[this.fieldName, this._input.value]] : []; }
-    crowdProblem() { return this.isRequired && this._input.value === "" ? this.describe() + " is required" : null; }
-    crowdReset() { this._input.value = this._initial; }
+    crowdProblem() {
+      var problem = this.validity();
+      this.showError(problem);
+      // Once a submit was refused, the message follows the worker's typing.
+      if (problem) this._live = true;
+      return problem;
+    }
+    crowdReset() { this._input.value = this._initial; this._live = this.hasAttribute("auto-validate"); this.showError(null); }
   }
 
   class CrowdTextArea extends CrowdElement {
@@ -460,9 +576,10 @@
       return box;
     }
     build() {
-      var self = this;
       this._labels = labelList(this);
       this._chosen = [];
+      this._excluded = false;
+      this._exclusion = this.multi() ? exclusionText(this.getAttribute("exclusion-category")) : null;
       var initial = this.getAttribute("value");
       if (initial && this._labels.some(function (l) { return l.label === initial; })) this._chosen = [initial];
       this._initialChosen = this._chosen.slice();
@@ -472,45 +589,69 @@
       main.appendChild(this.target());
       this._choices = el("div", { className: "cl-choices", role: this.multi() ? "group" : "radiogroup" });
       this._labels.forEach(function (label, index) {
-        var button = el("button", { type: "button", className: "cl-choice", role: self.multi() ? "checkbox" : "radio",
-          "data-label": label.label }, [
-          index < 9 ? el("kbd", { text: String(index + 1) }) : null, el("span", { text: label.text }),
-        ]);
-        button.addEventListener("click", function () { self.crowdPickLabel(index); });
-        self._choices.appendChild(button);
-      });
+        this._choices.appendChild(this.choiceButton(index, label.text, { "data-label": label.label }));
+      }, this);
       main.appendChild(this._choices);
       while (this.firstChild) main.insertBefore(this.firstChild, this._choices);
+      if (this._exclusion !== null) main.appendChild(this.exclusionChoice());
       var layout = el("div", { className: "cl-annotator" }, [main, panel]);
       this.appendChild(layout);
       this.paint();
     }
+    choiceButton(index, text, attrs) {
+      var self = this;
+      var button = el("button", Object.assign({ type: "button", className: "cl-choice",
+        role: this.multi() ? "checkbox" : "radio" }, attrs), [
+        index < 9 ? el("kbd", { text: String(index + 1) }) : null, el("span", { text: text }),
+      ]);
+      button.addEventListener("click", function () { self.crowdPickLabel(index); });
+      return button;
+    }
+    // The exclusion choice sits below the categories and takes the next number key.
+    exclusionChoice() {
+      this._exclusionButton = this.choiceButton(this._labels.length, this._exclusion, { "data-exclusion": true });
+      this._exclusionButton.classList.add("cl-exclusion");
+      return el("div", { className: "cl-choices cl-exclusion-choices" }, [this._exclusionButton]);
+    }
     crowdPickLabel(index) {
+      if (this._exclusion !== null && index === this._labels.length) return this.toggleExclusion();
       var label = this._labels[index];
-      if (!label) return;
+      if (!label || this._excluded) return;
       if (!this.multi()) this._chosen = [label.label];
       else if (this._chosen.indexOf(label.label) >= 0) this._chosen.splice(this._chosen.indexOf(label.label), 1);
       else this._chosen.push(label.label);
       this.paint();
       this.markInvalid(false);
     }
+    toggleExclusion() {
+      this._excluded = !this._excluded;
+      if (this._excluded) this._chosen = [];
+      this.paint();
+      this.markInvalid(false);
+    }
     paint() {
-      var chosen = this._chosen;
+      var chosen = this._chosen, excluded = this._excluded;
       Array.prototype.forEach.call(this._choices.children, function (button) {
         button.setAttribute("aria-checked", String(chosen.indexOf(button.getAttribute("data-label")) >= 0));
+        button.disabled = excluded;
       });
+      if (this._exclusionButton) this._exclusionButton.setAttribute("aria-checked", String(excluded));
     }
     crowdAnswer() {
       if (!this.fieldName) return [];
+      // A2I's docs give no output for the exclusion choice; it answers {"labels": []},
+      // the same shape with no category chosen (the server accepts that only here).
       if (this.multi()) return [[this.fieldName, { labels: this._labels.map(function (l) { return l.label; })
         .filter(function (l) { return this._chosen.indexOf(l) >= 0; }, this) }]];
       return this._chosen.length ? [[this.fieldName, { label: this._chosen[0] }]] : [];
     }
     crowdProblem() {
-      var needed = !this.multi() || this.isRequired;
-      return needed && !this._chosen.length ? "Choose a label for " + (this.getAttribute("header") || this.fieldName) : null;
+      var needed = !this.multi() || this.isRequired || this._exclusion !== null;
+      if (!needed || this._chosen.length || this._excluded) return null;
+      var what = this._exclusion !== null ? "a label or \u201c" + this._exclusion + "\u201d" : "a label";
+      return "Choose " + what + " for " + (this.getAttribute("header") || this.fieldName);
     }
-    crowdReset() { this._chosen = this._initialChosen.slice(); this.paint(); }
+    crowdReset() { this._chosen = this._initialChosen.slice(); this._excluded = false; this.paint(); }
   }
 
   class CrowdClassifier extends Classifier {}
