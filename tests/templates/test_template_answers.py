@@ -389,3 +389,19 @@ def test_switch_answers_in_other_shapes_are_refused(
     change: dict[str, Any], message: str
 ) -> None:
     assert refused(FLAG, {"country": "x"}, {**FLAG_ANSWER, **change}).message == message
+
+
+def test_text_fields_keep_the_length_limits_the_task_ui_sets() -> None:
+    template = (
+        '<crowd-form><crowd-input name="zip" min-length="5" max-length="5">'
+        '</crowd-input><textarea name="note" maxlength="10"></textarea></crowd-form>'
+    )
+    check_answer(template, {}, {"zip": "10115", "note": "short"})
+    check_answer(template, {}, {"zip": "", "note": ""})  # optional and left empty
+
+    with pytest.raises(ValidationError, match=r"zip has 6 characters; .* allows 5"):
+        check_answer(template, {}, {"zip": "101150"})
+    with pytest.raises(ValidationError, match=r"zip has 3 characters; .* needs 5"):
+        check_answer(template, {}, {"zip": "101"})
+    with pytest.raises(ValidationError, match="note has 11 characters"):
+        check_answer(template, {}, {"note": "x" * 11})

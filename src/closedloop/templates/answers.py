@@ -87,6 +87,14 @@ def _text(item: AnswerField, value: object) -> None:
         _fail(item.name, f"must be a string; got {value!r}")
     if item.required and value == "":
         _fail(item.name, "is required by the task UI and is empty")
+    length = len(str(value))
+    if item.max_chars is not None and length > item.max_chars:
+        _fail(
+            item.name, f"has {length} characters; the task UI allows {item.max_chars}"
+        )
+    # An empty optional field is left out, as a browser lets it be.
+    if item.min_chars is not None and 0 < length < item.min_chars:
+        _fail(item.name, f"has {length} characters; the task UI needs {item.min_chars}")
 
 
 def _choice(item: AnswerField, value: object) -> None:

@@ -65,6 +65,9 @@ class AnswerField:
     minimum: float | None = None
     maximum: float | None = None
     text_length: int | None = None
+    # A text field's length limits (max-length / min-length, or maxlength / minlength).
+    min_chars: int | None = None
+    max_chars: int | None = None
     # A multi-select's exclusion choice ("None of the above"): it answers no labels.
     exclusion: str | None = None
 
@@ -168,8 +171,23 @@ def _field(tag: str, attributes: dict[str, str], rendered: bool) -> AnswerField:
         minimum=_number(attributes.get("min")),
         maximum=_number(attributes.get("max")),
         text_length=len(attributes["text"]) if "text" in attributes else None,
+        min_chars=_length(attributes, "min-length", "minlength")
+        if shape == "text"
+        else None,
+        max_chars=_length(attributes, "max-length", "maxlength")
+        if shape == "text"
+        else None,
         exclusion=exclusion,
     )
+
+
+def _length(attributes: dict[str, str], *names: str) -> int | None:
+    """A length limit the browser enforces too; one it cannot read is no limit."""
+    for name in names:
+        value = attributes.get(name, "").strip()
+        if value.isdigit():
+            return int(value)
+    return None
 
 
 def _exclusion(shape: str, attributes: dict[str, str]) -> str | None:
