@@ -11,6 +11,7 @@ from closedloop.templates.objects import ObjectUrlSigner, object_router
 from closedloop.templates.render import (
     FRAME_PROTOCOL,
     check_renders,
+    crowd_script,
     render_task_page,
     render_task_ui,
     static_dir,
@@ -26,6 +27,7 @@ __all__ = [
     "builtin_template",
     "check_answer",
     "check_renders",
+    "crowd_script",
     "object_router",
     "render_task_page",
     "render_task_ui",

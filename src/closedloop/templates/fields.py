@@ -42,7 +42,7 @@ _ALWAYS_REQUIRED = ("label",)
 _NOT_FIELDS = ("submit", "button", "reset", "image", "file")
 _LABEL_ATTRIBUTES = ("categories", "labels", "label-categories")
 DEFAULT_EXCLUSION = "None of the above"
-# The tokens of a flat JS object literal, as crowd-elements.js splits them.
+# The tokens of a flat JS object literal, as the elements' script (static/crowd/base.js) splits them.
 _LOOSE_TOKEN = re.compile(
     r"""\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?|[{}:,]""",
     re.ASCII,
@@ -196,7 +196,7 @@ def _exclusion(shape: str, attributes: dict[str, str]) -> str | None:
 
 
 def exclusion_text(raw: str) -> str:
-    """The exclusion choice's text, read as crowd-elements.js reads it, so both agree."""
+    """The exclusion choice's text, read as the elements' script reads it, so both agree."""
     parsed = parse_loose_object(raw) or {}
     text = parsed.get("text")
     text = text if isinstance(text, str) else parsed.get("label")

@@ -52,6 +52,7 @@ __all__ = [
     "AWS_ELEMENTS_SCRIPT",
     "FRAME_PROTOCOL",
     "check_renders",
+    "crowd_script",
     "frame_origin",
     "render_task_page",
     "render_task_ui",
@@ -66,6 +67,14 @@ FRAME_PROTOCOL: dict[str, str] = {
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+# The crowd elements' script, in static/crowd/: later parts use what earlier ones define.
+CROWD_SCRIPT_PARTS = (
+    "base.js",
+    "fields.js",
+    "classifiers.js",
+    "annotators.js",
+    "keyboard.js",
+)
 # Directives a policy in a <meta> tag may not carry.
 _META_IGNORED = ("sandbox", "frame-ancestors")
 _SCRIPT_TAG = re.compile(r"<script(?=[\s>])([^>]*)>", re.IGNORECASE)
@@ -91,8 +100,13 @@ register_filters(_ENVIRONMENT)
 
 
 def static_dir() -> Path:
-    """The folder holding crowd-elements.js and crowd-elements.css."""
+    """The folder holding crowd-elements.css and the script's parts in ``crowd/``."""
     return Path(__file__).resolve().parent / "static"
+
+
+def crowd_script() -> str:
+    """closedloop's crowd elements as one script: the parts, in order, in one scope."""
+    return _crowd_assets()[1]
 
 
 def render_task_ui(
@@ -260,9 +274,13 @@ def _origin_of(url: str) -> str:
 
 @functools.cache
 def _crowd_assets() -> tuple[str, str]:
-    """crowd-elements.css and .js, checked once that neither can end its own tag early."""
+    """The elements' styles and script, checked once that neither can end its tag early."""
     style = (static_dir() / "crowd-elements.css").read_text(encoding="utf-8")
-    script = (static_dir() / "crowd-elements.js").read_text(encoding="utf-8")
+    parts = (
+        (static_dir() / "crowd" / name).read_text(encoding="utf-8")
+        for name in CROWD_SCRIPT_PARTS
+    )
+    script = '(function () {\n  "use strict";\n\n' + "\n".join(parts) + "})();\n"
     for text, tag in ((style, "</style"), (script, "</script")):
         if tag in text.lower():
             raise RuntimeError(f"crowd elements must not contain {tag!r} to be inlined")

@@ -1,0 +1,358 @@
+/* closedloop's crowd HTML elements: A2I's task UI elements as plain custom elements.
+ *
+ * No build step and no network access. Each answer field answers crowdAnswer()
+ * with [name, value] pairs in the shape A2I writes to answerContent, crowdProblem()
+ * with a message when its value cannot be submitted, and crowdReset(). crowd-form
+ * gathers them and talks to the host page only with window.parent.postMessage:
+ *   {type: "closedloop:submit", answerContent: {...}}   on submit
+ *   {type: "closedloop:skip"}                           on skip (S key)
+ * and listens for {type: "closedloop:focus"} and {type: "closedloop:submit"} from the host.
+ * Keyboard: 1-9 pick a label in the active classifier or annotator (a multi-select's
+ * exclusion choice takes the number after its last category), Enter submits
+ * (or finishes a shape being drawn), S skips; Ctrl+Enter submits from a text area.
+ *
+ * The parts in this folder share one scope: render.py joins them, in the order
+ * of CROWD_SCRIPT_PARTS, inside one strict-mode function.
+ */
+  var SUBMIT = "closedloop:submit";
+  var SKIP = "closedloop:skip";
+  var FOCUS = "closedloop:focus";
+  var SVG = "http://www.w3.org/2000/svg";
+
+  // ---------------------------------------------------------------- helpers
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (key) {
+      if (key === "text") node.textContent = attrs[key];
+      else if (key === "className") node.className = attrs[key];
+      else if (attrs[key] !== null && attrs[key] !== undefined && attrs[key] !== false)
+        node.setAttribute(key, attrs[key] === true ? "" : attrs[key]);
+    });
+    (children || []).forEach(function (child) {
+      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    });
+    return node;
+  }
+
+  function svgEl(tag, attrs) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs).forEach(function (key) { node.setAttribute(key, attrs[key]); });
+    return node;
+  }
+
+  function parseJson(text, fallback) {
+    if (text === null || text === undefined || text === "") return fallback;
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      // AWS's samples often write ['a', 'b']: read single-quoted strings too.
+      try {
+        return JSON.parse(text.replace(/'((?:[^'\\]|\\.)*)'/g, function (_, inner) {
+          return JSON.stringify(inner.replace(/\\'/g, "'"));
+        }));
+      } catch (e2) {
+        return fallback;
+      }
+    }
+  }
+
+  // exclusion-category is written as a JS object literal ({ text: 'None of the above' }):
+  // read its flat key/value pairs with a small tokenizer (never eval); strict JSON
+  // reads the same way. Returns null for anything else.
+  var LOOSE_TOKEN = /\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?|[{}:,]/y;
+  var LOOSE_WORDS = { "true": true, "false": false, "null": null };
+
+  function looseTokens(text) {
+    var tokens = [];
+    LOOSE_TOKEN.lastIndex = 0;
+    while (LOOSE_TOKEN.lastIndex < text.length) {
+      var match = LOOSE_TOKEN.exec(text);
+      if (!match) return null;
+      if (!/^\s/.test(match[0])) tokens.push(match[0]);
+    }
+    return tokens;
+  }
+
+  function looseValue(token) {
+    var quote = token.charAt(0);
+    if (quote === "'" || quote === '"') {
+      return token.slice(1, -1).replace(/\\(.)/g, function (_, c) {
+        return c === "n" ? "\n" : c === "t" ? "\t" : c;
+      });
+    }
+    if (/^-?\d/.test(token)) return Number(token);
+    return Object.prototype.hasOwnProperty.call(LOOSE_WORDS, token) ? LOOSE_WORDS[token] : undefined;
+  }
+
+  function parseLooseObject(text) {
+    var tokens = looseTokens(String(text || "").trim());
+    if (!tokens || tokens[0] !== "{" || tokens[tokens.length - 1] !== "}") return null;
+    var result = Object.create(null);
+    for (var i = 1; i < tokens.length - 1; i += 4) {
+      var key = /^['"]/.test(tokens[i]) ? looseValue(tokens[i]) : tokens[i];
+      var value = looseValue(tokens[i + 2] || "");
+      var next = tokens[i + 3];
+      if (!/^['"A-Za-z_$]/.test(tokens[i]) || tokens[i + 1] !== ":" || value === undefined) return null;
+      if (next !== "," && i + 3 !== tokens.length - 1) return null;
+      result[key] = value;
+    }
+    return result;
+  }
+
+  var DEFAULT_EXCLUSION = "None of the above";
+
+  // The text of the exclusion choice: its `text` (or `label`) key; a plain string as is.
+  function exclusionText(raw) {
+    if (raw === null || raw === undefined) return null;
+    var parsed = parseLooseObject(raw);
+    var text = parsed && (typeof parsed.text === "string" ? parsed.text : parsed.label);
+    if (typeof text === "string" && text.trim()) return text.trim();
+    raw = raw.trim();
+    return raw && "{[".indexOf(raw.charAt(0)) < 0 ? raw : DEFAULT_EXCLUSION;
+  }
+
+  // Labels from categories / labels / label-categories: strings or {label, ...}.
+  function labelList(node) {
+    var names = ["categories", "labels", "label-categories"];
+    for (var i = 0; i < names.length; i++) {
+      if (node.hasAttribute(names[i])) {
+        var items = parseJson(node.getAttribute(names[i]), []);
+        if (!Array.isArray(items)) return [];
+        return items.map(function (item) {
+          if (item && typeof item === "object") {
+            return { label: String(item.label), text: item.fullDisplayName || item.shortDisplayName || item.label,
+              short: item.shortDisplayName || item.label };
+          }
+          return { label: String(item), text: String(item), short: String(item) };
+        });
+      }
+    }
+    return [];
+  }
+
+  function post(message) {
+    window.parent.postMessage(message, "*");
+  }
+
+  function isTextEntry(node) {
+    if (!node || !node.tagName) return false;
+    var tag = node.tagName.toLowerCase();
+    if (tag === "textarea" || tag === "select" || node.isContentEditable) return true;
+    if (tag !== "input") return false;
+    var type = (node.getAttribute("type") || "text").toLowerCase();
+    return ["checkbox", "radio", "range", "button", "submit", "reset"].indexOf(type) < 0;
+  }
+
+  var NATIVE_SKIP = ["submit", "button", "reset", "image", "file"];
+
+  // ------------------------------------------------------------ base class
+
+  class CrowdElement extends HTMLElement {
+    connectedCallback() {
+      if (this._built) return;
+      this._built = true;
+      this.classList.add("cl-element");
+      this.build();
+    }
+    build() {}
+    get fieldName() { return this.getAttribute("name") || ""; }
+    get isRequired() { return this.hasAttribute("required"); }
+    takeChildren(selector) {
+      var found = [];
+      Array.prototype.slice.call(this.children).forEach(function (child) {
+        if (child.matches(selector)) found.push(child);
+      });
+      return found;
+    }
+    describe() {
+      return this.getAttribute("label") || this.getAttribute("header") || this.fieldName;
+    }
+    markInvalid(invalid) {
+      this.classList.toggle("cl-invalid", !!invalid);
+    }
+  }
+
+  // ------------------------------------------------------------ crowd-form
+
+  class CrowdForm extends CrowdElement {
+    build() {
+      var self = this;
+      var panel = instructionsPanel(this);
+      this._alert = el("div", { className: "cl-form-alert", role: "alert", hidden: true });
+      this.insertBefore(this._alert, this.firstChild);
+      if (panel) this.insertBefore(panel, this.firstChild);
+      if (!this.querySelector('crowd-button[form-action="submit"]')) {
+        var button = el("button", { type: "button", className: "cl-button cl-primary cl-submit", text: "Submit" });
+        button.addEventListener("click", function () { self.submit(); });
+        this.appendChild(el("div", { className: "cl-form-footer" }, [
+          button, el("span", { className: "cl-hint", text: "Enter submits \u00b7 S skips" }),
+        ]));
+      }
+    }
+    fields() {
+      return Array.prototype.filter.call(this.querySelectorAll("*"), function (node) {
+        return typeof node.crowdAnswer === "function";
+      });
+    }
+    nativeFields() {
+      return Array.prototype.filter.call(this.querySelectorAll("input[name], textarea[name], select[name]"),
+        function (node) {
+          return !node.hasAttribute("data-cl-internal") && !node.disabled &&
+            NATIVE_SKIP.indexOf((node.getAttribute("type") || "").toLowerCase()) < 0;
+        });
+    }
+    answer() {
+      var content = {};
+      this.fields().forEach(function (field) {
+        (field.crowdAnswer() || []).forEach(function (pair) {
+          var old = content[pair[0]];
+          if (old && typeof old === "object" && typeof pair[1] === "object" && !Array.isArray(old)) {
+            content[pair[0]] = Object.assign({}, old, pair[1]);
+          } else {
+            content[pair[0]] = pair[1];
+          }
+        });
+      });
+      this.nativeFields().forEach(function (node) {
+        var type = (node.getAttribute("type") || "").toLowerCase();
+        if ((type === "checkbox" || type === "radio") && !node.checked) return;
+        content[node.name] = node.value;
+      });
+      return content;
+    }
+    problems() {
+      var found = [];
+      this.fields().forEach(function (field) {
+        var problem = field.crowdProblem ? field.crowdProblem() : null;
+        field.markInvalid(problem);
+        if (problem) found.push(problem);
+      });
+      var form = this;
+      this.nativeFields().forEach(function (node) {
+        if (!node.required) return;
+        var type = (node.getAttribute("type") || "").toLowerCase();
+        var empty = type === "checkbox" || type === "radio"
+          ? !form.querySelector('input[name="' + CSS.escape(node.name) + '"]:checked')
+          : node.value === "";
+        if (empty && found.indexOf(node.name + " is required") < 0) found.push(node.name + " is required");
+      });
+      return found;
+    }
+    showProblems(problems) {
+      this._alert.textContent = "";
+      this._alert.hidden = problems.length === 0;
+      if (!problems.length) return;
+      this._alert.appendChild(el("strong", { text: "Please finish the task before submitting:" }));
+      var list = el("ul");
+      problems.forEach(function (p) { list.appendChild(el("li", { text: p })); });
+      this._alert.appendChild(list);
+    }
+    submit() {
+      if (this._sent) return false;
+      var problems = this.problems();
+      this.showProblems(problems);
+      if (problems.length) return false;
+      // Templates may veto with crowd-form.onsubmit = e => e.preventDefault().
+      var event = new Event("submit", { cancelable: true });
+      if (!this.dispatchEvent(event)) return false;
+      this._sent = true;
+      this.setAttribute("submitted", "");
+      post({ type: SUBMIT, answerContent: this.answer() });
+      return true;
+    }
+    reset() {
+      this.fields().forEach(function (field) { if (field.crowdReset) field.crowdReset(); field.markInvalid(false); });
+      this.showProblems([]);
+    }
+    focusFirst() {
+      this._sent = false;
+      this.removeAttribute("submitted");
+      var target = this.querySelector('.cl-choice[aria-checked="true"]') ||
+        this.querySelector("input:not([type=hidden]), textarea, select, button, [tabindex]");
+      if (target) target.focus();
+    }
+  }
+
+  // ------------------------------------------------- layout & text elements
+
+  class CrowdButton extends CrowdElement {
+    build() {
+      var self = this;
+      var variant = this.getAttribute("variant") || "normal";
+      var button = el("button", { type: "button", className: "cl-button cl-" + variant, disabled: this.hasAttribute("disabled") });
+      while (this.firstChild) button.appendChild(this.firstChild);
+      this.appendChild(button);
+      button.addEventListener("click", function () { self.act(); });
+    }
+    act() {
+      var action = this.getAttribute("form-action");
+      var form = this.closest("crowd-form");
+      if (action === "submit" && form) form.submit();
+      else if (action === "reset" && form) form.reset();
+      else if (action === "skip") post({ type: SKIP });
+    }
+  }
+
+  class CrowdCard extends CrowdElement {
+    build() {
+      var body = el("div", { className: "cl-card-body" });
+      while (this.firstChild) body.appendChild(this.firstChild);
+      if (this.getAttribute("image")) {
+        this.appendChild(el("img", { className: "cl-card-image", src: this.getAttribute("image"), alt: "" }));
+      }
+      if (this.getAttribute("heading")) {
+        this.appendChild(el("div", { className: "cl-card-heading", text: this.getAttribute("heading") }));
+      }
+      this.appendChild(body);
+    }
+  }
+
+  class CrowdAlert extends CrowdElement {
+    build() {
+      var self = this;
+      this.setAttribute("role", "alert");
+      this.classList.add("cl-alert-" + (this.getAttribute("type") || "info"));
+      if (this.hasAttribute("dismissible")) {
+        var close = el("button", { type: "button", className: "cl-dismiss", "aria-label": "Dismiss", text: "\u00d7" });
+        close.addEventListener("click", function () { self.hidden = true; });
+        this.appendChild(close);
+      }
+    }
+  }
+
+  function instructionsPanel(host, title) {
+    var shorts = host.takeChildren("short-instructions, short-summary");
+    var fulls = host.takeChildren("full-instructions, detailed-instructions, positive-example, negative-example");
+    if (!shorts.length && !fulls.length) return null;
+    var panel = el("aside", { className: "cl-instructions" });
+    shorts.forEach(function (node) { panel.appendChild(node); });
+    if (fulls.length) {
+      var full = el("div", { className: "cl-full-instructions", hidden: true });
+      fulls.forEach(function (node) {
+        if (node.getAttribute("header")) full.appendChild(el("h3", { text: node.getAttribute("header") }));
+        full.appendChild(node);
+      });
+      var toggle = el("button", { type: "button", className: "cl-link", text: title || "View full instructions" });
+      toggle.addEventListener("click", function () { full.hidden = !full.hidden; });
+      panel.appendChild(toggle);
+      panel.appendChild(full);
+    }
+    return panel;
+  }
+
+  class CrowdInstructions extends CrowdElement {
+    build() {
+      var text = this.getAttribute("link-text") || "Instructions";
+      var shorts = this.takeChildren("short-summary, short-instructions");
+      var fulls = this.takeChildren("detailed-instructions, full-instructions, positive-example, negative-example");
+      var panel = el("div", { className: "cl-instructions-panel", hidden: true });
+      if (this.getAttribute("title")) panel.appendChild(el("h3", { text: this.getAttribute("title") }));
+      shorts.concat(fulls).forEach(function (node) { panel.appendChild(node); });
+      var toggle = el("button", { type: "button", className: "cl-" + (this.getAttribute("link-type") || "link"), text: text });
+      toggle.addEventListener("click", function () { panel.hidden = !panel.hidden; });
+      this.appendChild(toggle);
+      this.appendChild(panel);
+    }
+  }
+

@@ -1,0 +1,79 @@
+/* Keyboard handling and the registration of every element. */
+  // ------------------------------------------------------------- keyboard
+
+  function activeAnnotator(form) {
+    var candidates = Array.prototype.filter.call(form.querySelectorAll("*"), function (node) {
+      return typeof node.crowdPickLabel === "function";
+    });
+    var focused = candidates.filter(function (node) { return node.contains(document.activeElement); });
+    return focused[0] || candidates.filter(function (node) { return node === activeAnnotator.last; })[0] || candidates[0];
+  }
+
+  document.addEventListener("pointerdown", function (event) {
+    var node = event.target && event.target.closest ? event.target.closest("*") : null;
+    while (node && typeof node.crowdPickLabel !== "function") node = node.parentElement;
+    if (node) activeAnnotator.last = node;
+  }, true);
+
+  document.addEventListener("keydown", function (event) {
+    var form = document.querySelector("crowd-form");
+    if (!form || event.altKey || event.metaKey || event.isComposing) return;
+    var typing = isTextEntry(event.target);
+    var inTextArea = event.target && event.target.tagName && event.target.tagName.toLowerCase() === "textarea";
+    if (event.key === "Enter" && !event.shiftKey && (!inTextArea || event.ctrlKey)) {
+      event.preventDefault();
+      var annotator = !typing && activeAnnotator(form);
+      if (annotator && annotator.crowdEnter && annotator.crowdEnter()) return;
+      form.submit();
+    } else if (!typing && !event.ctrlKey && /^[1-9]$/.test(event.key)) {
+      var target = activeAnnotator(form);
+      if (target) { event.preventDefault(); target.crowdPickLabel(Number(event.key) - 1); }
+    } else if (!typing && !event.ctrlKey && (event.key === "s" || event.key === "S")) {
+      event.preventDefault();
+      post({ type: SKIP });
+    }
+  });
+
+  // The host may ask for focus, or press Submit for the reviewer (its own button or Enter).
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent || !event.data) return;
+    var form = document.querySelector("crowd-form");
+    if (event.data.type === FOCUS) {
+      window.focus();
+      if (form && form.focusFirst) form.focusFirst();
+    } else if (event.data.type === SUBMIT && form && form.submit) {
+      form.submit();
+    }
+  });
+
+  // ------------------------------------------------------------- register
+
+  var elements = {
+    "crowd-form": CrowdForm,
+    "crowd-button": CrowdButton,
+    "crowd-card": CrowdCard,
+    "crowd-alert": CrowdAlert,
+    "crowd-instructions": CrowdInstructions,
+    "crowd-input": CrowdInput,
+    "crowd-text-area": CrowdTextArea,
+    "crowd-checkbox": CrowdCheckbox,
+    "crowd-radio-group": CrowdRadioGroup,
+    "crowd-radio-button": CrowdRadioButton,
+    "crowd-toggle-button": CrowdToggleButton,
+    "crowd-slider": CrowdSlider,
+    "crowd-classifier": CrowdClassifier,
+    "crowd-classifier-multi-select": CrowdClassifierMultiSelect,
+    "crowd-image-classifier": CrowdImageClassifier,
+    "crowd-image-classifier-multi-select": CrowdImageClassifierMultiSelect,
+    "crowd-entity-annotation": CrowdEntityAnnotation,
+    "crowd-bounding-box": CrowdBoundingBox,
+    "crowd-keypoint": CrowdKeypoint,
+    "crowd-polygon": CrowdPolygon,
+    "crowd-line": CrowdLine,
+    "crowd-polyline": CrowdPolyline,
+  };
+  Object.keys(elements).forEach(function (tag) {
+    if (!customElements.get(tag)) customElements.define(tag, elements[tag]);
+  });
+  document.documentElement.setAttribute("data-crowd-ready", "");
+  document.dispatchEvent(new Event("all-crowd-elements-ready"));
