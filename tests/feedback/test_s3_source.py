@@ -16,7 +16,9 @@ import pytest
 from feedback_helpers import output
 from typer.testing import CliRunner
 
+import closedloop.feedback.build as build_module
 from closedloop.cli.main import app
+from closedloop.store.objects import filesystem_for
 
 CAT = {"label": "cat", "confidence": 0.95}
 THREE_CATS = [("w1", "cat"), ("w2", "cat"), ("w3", "cat")]
@@ -209,3 +211,40 @@ def test_a_source_whose_filesystem_is_not_installed_is_refused_by_name(
         "error: SOURCE must be a folder or an fsspec URL whose filesystem is installed; "
         "got 'nosuchfs://bucket/prefix'"
     )
+
+
+@pytest.mark.parametrize("where", ["bucket", "folder"])
+def test_a_table_that_fails_half_written_leaves_the_previous_one_whole(
+    cli: CliRunner,
+    s3: Any,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    _upload_reviews(s3, s3_bucket)
+    source = f"s3://{s3_bucket}/prefix"
+    out = (
+        f"s3://{s3_bucket}/tables/feedback.parquet"
+        if where == "bucket"
+        else str(tmp_path / "tables" / "feedback.parquet")
+    )
+    assert cli.invoke(app, ["feedback", "build", source, "--out", out]).exit_code == 0
+    fs, target = filesystem_for(out, "out")
+    before = fs.cat_file(target)
+
+    def fails_half_way(table: Any, file: Any) -> None:
+        file.write(b"PAR1" + b"\0" * 4096)
+        raise RuntimeError("the writer died")
+
+    monkeypatch.setattr(build_module, "_write_parquet", fails_half_way)
+    failed = cli.invoke(app, ["feedback", "build", source, "--out", out])
+
+    assert failed.exit_code != 0
+    assert fs.cat_file(target) == before
+    names = pq.read_table(io.BytesIO(before)).column("human_loop_name").to_pylist()
+    assert sorted(names) == ["confirmed", "corrected", "short"]
+    if where == "folder":
+        assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+            "feedback.parquet"
+        ]

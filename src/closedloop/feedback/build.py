@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,7 @@ from closedloop.feedback.clean import (
 from closedloop.feedback.consolidate import METHODS, WorkerMatrices, consolidate
 from closedloop.feedback.labels import guess_label_path
 from closedloop.feedback.reader import BadFile, LoopRecord, read_outputs
-from closedloop.store.objects import STORAGE_ERRORS, filesystem_for
+from closedloop.store.objects import STORAGE_ERRORS, filesystem_for, write_file_atomic
 
 __all__ = [
     "FEEDBACK_SCHEMA",
@@ -249,12 +250,14 @@ def write_feedback(result: FeedbackResult, path: str) -> None:
             f"path must end in .parquet, .pq or .csv; got {path!r}", field="path"
         )
     fs, target = filesystem_for(path, "path")
+    # Serialized first, so a failure half way leaves no truncated table behind.
+    buffer = io.BytesIO()
+    writer(table, buffer)
     try:
         # Only local folders are made: fsspec would create a missing S3 bucket.
         if isinstance(fs, LocalFileSystem):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        with fs.open(target, "wb") as file:
-            writer(table, file)
+        write_file_atomic(fs, target, buffer.getvalue())
     except STORAGE_ERRORS as error:
         raise StoreError(f"cannot write feedback to {path!r}: {error}") from error
     logger.info("Wrote %d feedback rows to %s", table.num_rows, path)

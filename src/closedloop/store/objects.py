@@ -14,10 +14,17 @@ from urllib.parse import urlsplit
 import fsspec
 from botocore.exceptions import BotoCoreError
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
 
 from closedloop.errors import StoreError, ValidationError
 
-__all__ = ["STALE_TEMPORARY_SECONDS", "STORAGE_ERRORS", "ObjectStore", "filesystem_for"]
+__all__ = [
+    "STALE_TEMPORARY_SECONDS",
+    "STORAGE_ERRORS",
+    "ObjectStore",
+    "filesystem_for",
+    "write_file_atomic",
+]
 
 logger = logging.getLogger(__name__)
 # A temporary file this old next to an object is a write that was killed part way.
@@ -76,12 +83,8 @@ class ObjectStore:
 
     def write_atomic(self, uri: str, data: bytes) -> None:
         """Write ``data`` so that a reader sees the old object or the new, never a part."""
-        path = self.locate(uri)
         try:
-            if self._local:
-                _write_local_atomic(Path(path), data)
-            else:
-                self._fs.pipe_file(path, data)
+            write_file_atomic(self._fs, self.locate(uri), data)
         except STORAGE_ERRORS as exc:
             raise StoreError(
                 f"could not write {uri!r} to the object store: {exc}"
@@ -122,6 +125,19 @@ class ObjectStore:
             raise StoreError(
                 f"could not look for {uri!r} in the object store: {exc}"
             ) from exc
+
+
+def write_file_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` on ``fs`` whole or not at all.
+
+    A local file is written beside its target and renamed into place; an
+    object store gets one put, which its readers never see half done (a
+    streamed upload would leave a truncated object when the writer fails).
+    """
+    if isinstance(fs, LocalFileSystem):
+        _write_local_atomic(Path(path), data)
+    else:
+        fs.pipe_file(path, data)
 
 
 def _write_local_atomic(path: Path, data: bytes) -> None:
