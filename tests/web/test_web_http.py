@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from web_helpers import PASSWORDS, Kit, WebServer, csrf_from, sign_in
 
 from closedloop.api.app import proxy_options
 from closedloop.engine import Engine
 from closedloop.errors import AuthenticationError
+from closedloop.store.models_web import LoginAttempt
 from closedloop.web.accounts import (
     CLIENT_LOCKOUT_FAILURES,
     Accounts,
@@ -114,6 +118,59 @@ def test_guessing_across_usernames_from_one_address_is_stopped(
     accounts = Accounts(engine.ctx)
     elsewhere = accounts.sign_in("review", "alice", PASSWORDS["alice"], "192.0.2.7")
     assert elsewhere.name == "alice"
+
+
+def test_parallel_guesses_meet_the_limit_one_at_a_time(
+    web: WebServer, engine: Engine
+) -> None:
+    """Sixteen guesses sent together: only the first five are checked at all."""
+    clients = [httpx.Client(base_url=web.url, timeout=60) for _ in range(16)]
+    tokens = [csrf_from(c.get("/review/login").text) for c in clients]
+    start = threading.Barrier(len(clients))
+
+    def guess(i: int) -> int:
+        start.wait()
+        form = {"username": "nobody-here", "password": f"guess-{i:04}-wrong"}
+        response = clients[i].post(
+            "/review/login", data={**form, "csrf_token": tokens[i]}
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = sorted(pool.map(guess, range(len(clients))))
+
+    assert statuses == [401] * 5 + [429] * 11
+    with engine.ctx.db.read() as session:
+        recorded = session.scalar(
+            select(func.count()).where(LoginAttempt.username == "nobody-here")
+        )
+    assert recorded == 5
+
+
+def test_the_address_limit_spares_usernames_that_signed_in_from_there_before(
+    engine: Engine, kit: Kit
+) -> None:
+    """Behind one proxy, a guesser must not lock out the people already working there."""
+    accounts = Accounts(engine.ctx)
+    office = "203.0.113.40"
+    accounts.sign_in("review", "alice", PASSWORDS["alice"], office)
+    for i in range(CLIENT_LOCKOUT_FAILURES):
+        with pytest.raises(AuthenticationError):
+            accounts.sign_in("review", f"guess-{i % 4}", "wrong-password-1", office)
+
+    assert accounts.sign_in("review", "alice", PASSWORDS["alice"], office).name == (
+        "alice"
+    )
+    with pytest.raises(TooManyAttemptsError, match="from this address"):
+        accounts.sign_in("review", "bob", PASSWORDS["bob"], office)
+    with pytest.raises(TooManyAttemptsError, match="from this address"):
+        accounts.sign_in("review", "guess-9", "wrong-password-1", office)
+    # Alice's own account still has its per-username limit of five.
+    for _ in range(5):
+        with pytest.raises(AuthenticationError):
+            accounts.sign_in("review", "alice", "wrong-password-1", office)
+    with pytest.raises(TooManyAttemptsError, match="for 'alice'"):
+        accounts.sign_in("review", "alice", PASSWORDS["alice"], office)
 
 
 def _guess_from(client: httpx.Client, addresses: list[str]) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
@@ -27,6 +27,7 @@ from closedloop.store.models_web import LoginAttempt, Operator, WebSession
 
 __all__ = [
     "CLIENT_LOCKOUT_FAILURES",
+    "KNOWN_ADDRESS_WINDOW",
     "LOCKOUT_FAILURES",
     "LOCKOUT_WINDOW",
     "MIN_PASSWORD_LENGTH",
@@ -43,6 +44,9 @@ MAX_PASSWORD_LENGTH = 1024
 LOCKOUT_FAILURES = 5  # per username
 CLIENT_LOCKOUT_FAILURES = 20  # per client address, across usernames
 LOCKOUT_WINDOW = timedelta(minutes=15)
+# A username that signed in from an address this recently is spared that address's limit.
+KNOWN_ADDRESS_WINDOW = timedelta(days=30)
+_USER_LOCKS, _CLIENT_LOCKS = 7_246_002, 7_246_003  # PostgreSQL advisory lock spaces
 REALMS = ("review", "admin")
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both cases take the same time.
@@ -128,56 +132,113 @@ class Accounts:
         Failures count per username (so one account cannot be guessed at) and,
         when ``client`` (the caller's address) is known, per address across
         usernames (so one caller cannot try a few passwords on every account).
+        The address limit spares usernames that have signed in from that address
+        before: behind a shared proxy, one guesser must not lock everyone out.
+
+        The attempt is written down as a failure before the password is checked
+        and turned into a success after, so parallel guesses meet the limits
+        one at a time instead of all reading the same count.
         """
         username = username.strip()[:128]
         client = client_key(client) if client else None
-        self._refuse_if_locked(realm, username)
-        self._refuse_if_client_locked(client)
+        attempt = self._reserve(realm, username, client)
         found = self._lookup(realm, username)
         stored = found[1] if found else _DUMMY_HASH
         ok = _verify(stored, password[:MAX_PASSWORD_LENGTH]) and found is not None
-        self._record(realm, username, ok, client)
         if not ok or found is None:
-            logger.warning("failed sign-in to %s for username %r", realm, username)
+            if found is None:
+                logger.info("failed sign-in to %s for an unknown username", realm)
+            else:
+                logger.info("failed sign-in to %s for %s", realm, username)
             raise AuthenticationError(
                 "wrong username or password", "NotAuthorizedException"
             )
+        self._mark_succeeded(attempt, realm, username, client)
         logger.info("signed in to %s: %s", realm, username)
         return Principal(realm, found[0], username)
 
-    def _refuse_if_locked(self, realm: str, username: str) -> None:
+    def _reserve(self, realm: str, username: str, client: str | None) -> int:
+        """Check both limits and write the attempt down, in one write transaction."""
         now = self._ctx.clock()
-        with self._ctx.db.read() as session:
-            failures = _recent_failures(session, realm, username, now - LOCKOUT_WINDOW)
-        if failures >= LOCKOUT_FAILURES:
-            minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
-            raise TooManyAttemptsError(
-                f"too many failed sign-ins for {username!r}: {failures} in the last "
-                f"{minutes} minutes (the limit is {LOCKOUT_FAILURES}); try again later"
-            )
-
-    def _refuse_if_client_locked(self, client: str | None) -> None:
-        if client is None:
-            return
-        since = self._ctx.clock() - LOCKOUT_WINDOW
-        with self._ctx.db.read() as session:
-            failures = int(
-                session.scalar(
-                    select(func.count()).where(
-                        LoginAttempt.client == client,
-                        LoginAttempt.succeeded.is_(False),
-                        LoginAttempt.attempted_at > since,
+        since = now - LOCKOUT_WINDOW
+        minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
+        with self._ctx.db.write() as session:
+            self._serialize(session, f"{realm}/{username}", client)
+            session.execute(
+                delete(LoginAttempt).where(
+                    or_(
+                        LoginAttempt.attempted_at < now - KNOWN_ADDRESS_WINDOW,
+                        and_(
+                            LoginAttempt.succeeded.is_(False),
+                            LoginAttempt.attempted_at < now - 2 * LOCKOUT_WINDOW,
+                        ),
                     )
                 )
-                or 0
             )
-        if failures >= CLIENT_LOCKOUT_FAILURES:
-            minutes = int(LOCKOUT_WINDOW.total_seconds() // 60)
-            logger.warning("sign-ins refused from %s: %d failures", client, failures)
-            raise TooManyAttemptsError(
-                f"too many failed sign-ins from this address: {failures} in the last "
-                f"{minutes} minutes (the limit is {CLIENT_LOCKOUT_FAILURES}); "
-                "try again later"
+            failures = _recent_failures(session, realm, username, since)
+            if failures >= LOCKOUT_FAILURES:
+                raise TooManyAttemptsError(
+                    f"too many failed sign-ins for {username!r}: {failures} in the "
+                    f"last {minutes} minutes (the limit is {LOCKOUT_FAILURES}); "
+                    "try again later"
+                )
+            if client is not None:
+                failures = _client_failures(session, client, since)
+                if failures >= CLIENT_LOCKOUT_FAILURES and not _known_from(
+                    session, realm, username, client, now - KNOWN_ADDRESS_WINDOW
+                ):
+                    logger.info(
+                        "sign-in refused from %s: %d failures", client, failures
+                    )
+                    raise TooManyAttemptsError(
+                        f"too many failed sign-ins from this address: {failures} in "
+                        f"the last {minutes} minutes (the limit is "
+                        f"{CLIENT_LOCKOUT_FAILURES}); try again later"
+                    )
+            attempt = LoginAttempt(
+                realm=realm,
+                username=username,
+                succeeded=False,
+                attempted_at=now,
+                client=client,
+            )
+            session.add(attempt)
+            session.flush()
+            return attempt.id
+
+    def _serialize(self, session: Session, user_key: str, client: str | None) -> None:
+        """On PostgreSQL, one sign-in at a time per username and per address.
+
+        SQLite's write transactions are serial already. The username lock is
+        always taken before the address lock, so two sign-ins never wait on
+        each other in a circle.
+        """
+        if self._ctx.db.is_sqlite:
+            return
+        lock = text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))")
+        session.execute(lock, {"space": _USER_LOCKS, "key": user_key})
+        if client is not None:
+            session.execute(lock, {"space": _CLIENT_LOCKS, "key": client})
+
+    def _mark_succeeded(
+        self, attempt: int, realm: str, username: str, client: str | None
+    ) -> None:
+        """Turn the attempt into a success; it replaces older successes of that pair."""
+        with self._ctx.db.write() as session:
+            session.execute(
+                delete(LoginAttempt).where(
+                    LoginAttempt.realm == realm,
+                    LoginAttempt.username == username,
+                    LoginAttempt.client.is_(None)
+                    if client is None
+                    else LoginAttempt.client == client,
+                    LoginAttempt.succeeded.is_(True),
+                )
+            )
+            session.execute(
+                update(LoginAttempt)
+                .where(LoginAttempt.id == attempt)
+                .values(succeeded=True)
             )
 
     def _lookup(self, realm: str, username: str) -> tuple[int, str] | None:
@@ -189,26 +250,6 @@ class Accounts:
             if worker is None or not worker.password_hash:
                 return None
             return worker.id, worker.password_hash
-
-    def _record(
-        self, realm: str, username: str, succeeded: bool, client: str | None
-    ) -> None:
-        now = self._ctx.clock()
-        with self._ctx.db.write() as session:
-            session.execute(
-                delete(LoginAttempt).where(
-                    LoginAttempt.attempted_at < now - 2 * LOCKOUT_WINDOW
-                )
-            )
-            session.add(
-                LoginAttempt(
-                    realm=realm,
-                    username=username,
-                    succeeded=succeeded,
-                    attempted_at=now,
-                    client=client,
-                )
-            )
 
     def principal(self, realm: str, principal_id: int) -> Principal | None:
         with self._ctx.db.read() as session:
@@ -240,6 +281,29 @@ def _recent_failures(
     if last_success is not None:
         query = query.where(LoginAttempt.attempted_at > last_success)
     return int(session.scalar(query) or 0)
+
+
+def _client_failures(session: Session, client: str, since: datetime) -> int:
+    query = select(func.count()).where(
+        LoginAttempt.client == client,
+        LoginAttempt.succeeded.is_(False),
+        LoginAttempt.attempted_at > since,
+    )
+    return int(session.scalar(query) or 0)
+
+
+def _known_from(
+    session: Session, realm: str, username: str, client: str, since: datetime
+) -> bool:
+    """Whether this username has signed in from this address since ``since``."""
+    query = select(LoginAttempt.id).where(
+        LoginAttempt.realm == realm,
+        LoginAttempt.username == username,
+        LoginAttempt.client == client,
+        LoginAttempt.succeeded.is_(True),
+        LoginAttempt.attempted_at > since,
+    )
+    return session.scalar(query.limit(1)) is not None
 
 
 def _verify(stored: str, password: str) -> bool:
