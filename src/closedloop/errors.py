@@ -31,6 +31,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "StoreError",
+    "ThrottlingError",
     "ValidationError",
 ]
 
@@ -99,6 +100,13 @@ class PermissionDeniedError(ClosedloopError):
 
     status = 403
     aws_code = "AccessDeniedException"
+
+
+class ThrottlingError(ClosedloopError):
+    """More requests than the server will hold at once; retry later."""
+
+    status = 429
+    aws_code = "ThrottlingException"
 
 
 class StoreError(ClosedloopError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from closedloop.api.batching import StartBatcher
 from closedloop.core.loops import StartResult
 from closedloop.engine import Engine
-from closedloop.errors import ClosedloopError, StoreError
+from closedloop.errors import ClosedloopError, StoreError, ThrottlingError
 
 TEMPLATE = '<crowd-form><crowd-checkbox name="ok"></crowd-checkbox></crowd-form>'
 
@@ -75,3 +76,60 @@ def test_a_start_that_fails_its_batch_fails_alone_and_the_others_start(
         assert engine.loops.describe(name).status == "InProgress"
     with pytest.raises(ClosedloopError):
         engine.loops.describe("breaks-batches")
+
+
+def _request(flow: str, name: str, content: str = "{}") -> dict[str, Any]:
+    return {
+        "HumanLoopName": name,
+        "FlowDefinitionArn": flow,
+        "HumanLoopInput": {"InputContent": content},
+    }
+
+
+def test_a_full_queue_refuses_at_once_and_what_it_held_still_starts(
+    engine: Engine,
+) -> None:
+    """Past its bounds the queue says ThrottlingException instead of growing."""
+    flow = _flow(engine)
+    writing = threading.Event()
+    release = threading.Event()
+
+    def start_many(
+        requests: Sequence[Mapping[str, Any]],
+    ) -> Sequence[StartResult | ClosedloopError]:
+        writing.set()
+        release.wait(30)  # a slow commit: everything after this queues
+        return engine.loops.start_many(requests)
+
+    async def scenario() -> tuple[list[Any], list[ThrottlingError]]:
+        batcher = StartBatcher(start_many, max_queued=2, max_queued_chars=40)
+        first = asyncio.ensure_future(batcher.start(_request(flow, "first")))
+        await asyncio.get_running_loop().run_in_executor(None, writing.wait, 30)
+        refused: list[ThrottlingError] = []
+
+        async def try_start(request: dict[str, Any]) -> None:
+            try:
+                await batcher.start(request)
+            except ThrottlingError as exc:
+                refused.append(exc)
+
+        second = asyncio.ensure_future(batcher.start(_request(flow, "second")))
+        await asyncio.sleep(0)
+        big = '{"text": "' + "x" * 40 + '"}'
+        await try_start(_request(flow, "big", big))  # over the characters' bound
+        third = asyncio.ensure_future(batcher.start(_request(flow, "third")))
+        await asyncio.sleep(0)
+        await try_start(_request(flow, "fourth"))  # over the requests' bound
+        release.set()
+        return list(await asyncio.gather(first, second, third)), refused
+
+    started, refused = asyncio.run(scenario())
+
+    assert [r.loop.name for r in started] == ["first", "second", "third"]
+    assert len(refused) == 2
+    assert all(e.aws_code == "ThrottlingException" for e in refused)
+    assert "1 queued, 2 characters" in refused[0].message
+    assert "2 queued" in refused[1].message
+    for name in ("fourth", "big"):
+        with pytest.raises(ClosedloopError):
+            engine.loops.describe(name)

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.concurrency import run_in_threadpool
 
 from closedloop.core.loops import StartResult
-from closedloop.errors import ClosedloopError
+from closedloop.errors import ClosedloopError, ThrottlingError
 
 __all__ = ["StartBatcher"]
 
@@ -29,20 +29,50 @@ class StartBatcher:
     is written at once, so this adds no waiting; under load, the cost of a
     transaction and of its commit is shared by up to ``max_batch`` loops.
     Every caller gets its own outcome: its loop, or the error for its request.
+
+    The queue is bounded by requests and by the characters of input content
+    they hold: past either bound a start is refused at once with
+    ThrottlingException, which boto3 retries with backoff, instead of the
+    server holding more than it can write.
     """
 
-    def __init__(self, start_many: StartMany, *, max_batch: int = 128) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1; got {max_batch!r}")
+    def __init__(
+        self,
+        start_many: StartMany,
+        *,
+        max_batch: int = 128,
+        max_queued: int = 4096,
+        max_queued_chars: int = 256 * 1024 * 1024,
+    ) -> None:
+        for name, value in (
+            ("max_batch", max_batch),
+            ("max_queued", max_queued),
+            ("max_queued_chars", max_queued_chars),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1; got {value!r}")
         self._start_many = start_many
         self._max_batch = max_batch
+        self._max_queued = max_queued
+        self._max_queued_chars = max_queued_chars
         self._queue: list[tuple[Mapping[str, Any], asyncio.Future[StartResult]]] = []
+        self._queued_chars = 0
         self._drainer: asyncio.Task[None] | None = None
 
     async def start(self, request: Mapping[str, Any]) -> StartResult:
         """Start one loop; returns when the batch holding it has committed."""
+        chars = _input_chars(request)
+        if (
+            len(self._queue) >= self._max_queued
+            or self._queued_chars + chars > self._max_queued_chars
+        ):
+            raise ThrottlingError(
+                f"too many StartHumanLoop requests waiting ({len(self._queue)} "
+                f"queued, {self._queued_chars} characters of input); retry later"
+            )
         future: asyncio.Future[StartResult] = asyncio.get_running_loop().create_future()
         self._queue.append((request, future))
+        self._queued_chars += chars
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
         return await future
@@ -52,6 +82,7 @@ class StartBatcher:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
+                self._queued_chars -= sum(_input_chars(r) for r, _ in batch)
                 await self._write(batch)
         finally:
             self._drainer = None
@@ -94,3 +125,12 @@ class StartBatcher:
         for request in requests:
             outcomes.extend(await self._outcomes([request]))
         return outcomes
+
+
+def _input_chars(request: Mapping[str, Any]) -> int:
+    """The characters of input content a queued request holds (0 when malformed)."""
+    loop_input = request.get("HumanLoopInput")
+    content = (
+        loop_input.get("InputContent") if isinstance(loop_input, Mapping) else None
+    )
+    return len(content) if isinstance(content, str) else 0

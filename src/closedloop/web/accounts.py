@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from closedloop.core.context import Context
 from closedloop.errors import (
     AuthenticationError,
-    ClosedloopError,
     ConflictError,
     NotFoundError,
     StoreError,
+    ThrottlingError,
     ValidationError,
 )
 from closedloop.store.db import is_duplicate
@@ -53,11 +53,8 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("closedloop-no-such-user")
 
 
-class TooManyAttemptsError(ClosedloopError):
+class TooManyAttemptsError(ThrottlingError):
     """Too many failed sign-ins for one username, or from one address, inside the window."""
-
-    status = 429
-    aws_code = "ThrottlingException"
 
 
 @dataclass(frozen=True)
