@@ -72,10 +72,12 @@ def cli(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_lineage_shows_answers_dataset_row_and_the_production_model(
     engine: Engine, cli: Any, tmp_path: Path
 ) -> None:
-    workers = _review(engine, ANSWERS)
+    # One human-verified row: too few for the split to hold any out, so it is trained on.
+    workers = _review(engine, {"t0-3": ANSWERS["t0-3"]})
     base, feedback = tmp_path / "base.csv", tmp_path / "feedback.parquet"
     mixed_frame(60, 0).to_csv(base, index=False)
-    cli("feedback", "build", "--flow", "fraud", "--out", str(feedback))
+    build = ("feedback", "build", "--flow", "fraud", "--out", str(feedback))
+    cli(*build, "--min-confidence", "0.5")
     cli("data", "import", "fraud", str(base), "--label", "is_fraud", "--id", "txn")
     cli("data", "merge", "fraud", "--feedback", str(feedback))
     cli("train", "fraud-model", "--dataset", "fraud:2", "--param", "model=logistic")
@@ -112,6 +114,39 @@ def test_lineage_shows_answers_dataset_row_and_the_production_model(
         ["production"],
         "fraud:2",
     )
+    assert shown["evaluated_by"] == []
+
+
+def test_a_held_out_loop_shows_the_model_it_evaluated_not_one_trained_on_it(
+    engine: Engine, cli: Any, tmp_path: Path
+) -> None:
+    _review(engine, ANSWERS)
+    base, feedback = tmp_path / "base.csv", tmp_path / "feedback.parquet"
+    mixed_frame(60, 0).to_csv(base, index=False)
+    cli("feedback", "build", "--flow", "fraud", "--out", str(feedback))
+    cli("data", "import", "fraud", str(base), "--label", "is_fraud", "--id", "txn")
+    cli("data", "merge", "fraud", "--feedback", str(feedback))
+    cli("train", "fraud-model", "--dataset", "fraud:2", "--param", "model=logistic")
+    # Of fraud:2's two human-verified rows, the split holds the newer one out.
+    version = orjson.loads(cli("models", "show", "fraud-model:1", "--json").stdout)
+    [trained], [held] = version["source_loops"], version["holdout_loops"]
+    assert {trained, held} == {"review-t0-3", "review-new-1"}
+
+    held_json = orjson.loads(cli("lineage", held, "--json").stdout)
+    held_text = cli("lineage", held).stdout
+    trained_json = orjson.loads(cli("lineage", trained, "--json").stdout)
+
+    assert held_json["models"] == []
+    assert [(m["ref"], m["dataset"]) for m in held_json["evaluated_by"]] == [
+        ("fraud-model:1", "fraud:2")
+    ]
+    assert f"model versions: none trained on data from {held} yet" in held_text
+    assert (
+        f"model versions evaluated on data from {held} (held out from their training):\n"
+        "  fraud-model:1  PendingManualApproval  -  dataset fraud:2" in held_text
+    )
+    assert [m["ref"] for m in trained_json["models"]] == ["fraud-model:1"]
+    assert trained_json["evaluated_by"] == []
 
 
 def test_lineage_text_names_each_step(engine: Engine, cli: Any, tmp_path: Path) -> None:
@@ -128,6 +163,7 @@ def test_lineage_text_names_each_step(engine: Engine, cli: Any, tmp_path: Path) 
     assert "answers      3 of 3" in text and '{"category":{"label":"yes"}}' in text
     assert "fraud:2" in text and "row in fraud:2: item t0-3, label yes" in text
     assert "model versions: none trained on data from review-t0-3 yet" in text
+    assert "model versions: none evaluated on held-out data from review-t0-3" in text
 
 
 def test_a_loop_with_no_dataset_yet_is_shown_with_exit_0(
@@ -140,6 +176,7 @@ def test_a_loop_with_no_dataset_yet_is_shown_with_exit_0(
 
     assert len(shown["loop"]["answers"]) == 3
     assert (shown["datasets"], shown["row"], shown["models"]) == ([], None, [])
+    assert shown["evaluated_by"] == []
     assert "dataset versions: none yet" in text
 
 

@@ -1,4 +1,4 @@
-"""Lineage of a human loop: its stored answers, the dataset versions it fed, the models trained on them."""
+"""Lineage of a human loop: its stored answers, the dataset versions it fed, the models trained or scored on them."""
 
 from __future__ import annotations
 
@@ -79,9 +79,12 @@ def _merge(engine: Engine, tmp_path: Path, loop: str, item: str, content: str) -
     return engine.datasets.merge("fraud", str(path)).ref
 
 
-def test_lineage_follows_a_loop_to_its_first_dataset_version_and_every_later_model(
-    engine: Engine, flow_arn: str, tmp_path: Path
-) -> None:
+def _train_twice(engine: Engine, flow_arn: str, tmp_path: Path) -> None:
+    """fraud-model:1 on fraud:2 (review-1's row), fraud-model:2 (@production) on fraud:3.
+
+    fraud:3 adds review-2's row, the newest human-verified one, so the split
+    holds it out: fraud-model:2 is trained on review-1's row and scored on review-2's.
+    """
     first = _review(engine, flow_arn, "review-1", "t0-3", "yes")
     assert _merge(engine, tmp_path, "review-1", "t0-3", first) == "fraud:2"
     engine.training.train("fraud-model", "fraud:2", params={"model": "logistic"})
@@ -89,6 +92,12 @@ def test_lineage_follows_a_loop_to_its_first_dataset_version_and_every_later_mod
     assert _merge(engine, tmp_path, "review-2", "new-1", second) == "fraud:3"
     engine.training.train("fraud-model", "fraud:3", params={"model": "logistic"})
     engine.registry.promote("fraud-model", 2)
+
+
+def test_lineage_follows_a_loop_to_its_first_dataset_version_and_every_model_trained_on_it(
+    engine: Engine, flow_arn: str, tmp_path: Path
+) -> None:
+    _train_twice(engine, flow_arn, tmp_path)
 
     lineage = engine.lineage.of_loop("review-1")
 
@@ -107,12 +116,33 @@ def test_lineage_follows_a_loop_to_its_first_dataset_version_and_every_later_mod
         0.93,
         1.0,
     )
-    # fraud:3 keeps review-1's row, so the model trained on it came from the loop too.
+    # fraud:3 keeps review-1's row among its training rows, so fraud-model:2 learnt from it too.
     assert [(m.ref, m.dataset, m.aliases) for m in lineage.models] == [
         ("fraud-model:1", "fraud:2", ()),
         ("fraud-model:2", "fraud:3", ("production",)),
     ]
-    assert [m.ref for m in engine.lineage.of_loop("review-2").models] == [
+    assert lineage.evaluated_by == ()
+
+
+def test_a_loop_whose_row_was_held_out_is_evaluated_by_the_model_not_trained_into_it(
+    engine: Engine, flow_arn: str, tmp_path: Path
+) -> None:
+    _train_twice(engine, flow_arn, tmp_path)
+
+    lineage = engine.lineage.of_loop("review-2")
+    production = engine.registry.get("fraud-model", "@production")
+
+    assert [v.ref for v in lineage.datasets] == ["fraud:3"]
+    assert lineage.models == ()
+    assert [(m.ref, m.dataset, m.aliases) for m in lineage.evaluated_by] == [
+        ("fraud-model:2", "fraud:3", ("production",))
+    ]
+    assert (production.source_loops, production.holdout_loops) == (
+        ("review-1",),
+        ("review-2",),
+    )
+    assert engine.registry.list(source_loop="review-2") == []
+    assert [v.ref for v in engine.registry.list(holdout_loop="review-2")] == [
         "fraud-model:2"
     ]
 
@@ -128,6 +158,7 @@ def test_models_of_a_loop_match_its_whole_name_not_a_prefix(
     assert [v.ref for v in engine.registry.list(source_loop="review-10")] == [
         "fraud-model:1"
     ]
+    assert engine.registry.list(holdout_loop="review-1") == []
 
 
 def test_a_loop_not_yet_in_any_dataset_has_its_answers_and_nothing_after(
@@ -138,7 +169,12 @@ def test_a_loop_not_yet_in_any_dataset_has_its_answers_and_nothing_after(
     lineage = engine.lineage.of_loop("review-1")
 
     assert len(lineage.answers) == 1
-    assert (lineage.datasets, lineage.row, lineage.models) == ((), None, ())
+    assert (lineage.datasets, lineage.row, lineage.models, lineage.evaluated_by) == (
+        (),
+        None,
+        (),
+        (),
+    )
 
 
 def test_an_unknown_loop_is_not_found_by_name(engine: Engine) -> None:

@@ -25,13 +25,13 @@ def lineage(
     ],
     as_json: JsonFlag = False,
 ) -> None:
-    """Show a loop's answers, the dataset versions that took its label, and the models trained on them."""
+    """Show a loop's answers, the dataset versions that took its label, and the models trained or evaluated on them."""
     found = run(lambda e: e.lineage.of_loop(loop_name))
     emit(value(found), as_json, lambda: _text(found))
 
 
 def value(found: LoopLineage) -> dict[str, Any]:
-    """The ``--json`` object: loop (with answers), datasets, row, models."""
+    """The ``--json`` object: loop (with answers), datasets, row, models (trained on it), evaluated_by."""
     loop = found.loop
     return {
         "loop": {
@@ -47,6 +47,7 @@ def value(found: LoopLineage) -> dict[str, Any]:
         "datasets": [_dataset(v) for v in found.datasets],
         "row": None if found.row is None else _row(found.row),
         "models": [_model(v) for v in found.models],
+        "evaluated_by": [_model(v) for v in found.evaluated_by],
     }
 
 
@@ -94,7 +95,12 @@ def _model(version: ModelVersion) -> dict[str, Any]:
 
 def _text(found: LoopLineage) -> str:
     return "\n".join(
-        [*_loop_lines(found), *_dataset_lines(found), *_model_lines(found)]
+        [
+            *_loop_lines(found),
+            *_dataset_lines(found),
+            *_model_lines(found),
+            *_evaluation_lines(found),
+        ]
     )
 
 
@@ -135,15 +141,28 @@ def _dataset_lines(found: LoopLineage) -> list[str]:
 
 
 def _model_lines(found: LoopLineage) -> list[str]:
+    name = found.loop.name
     if not found.models:
-        return [f"model versions: none trained on data from {found.loop.name} yet"]
-    lines = ["model versions:"]
-    lines += [
+        return [f"model versions: none trained on data from {name} yet"]
+    return [f"model versions trained on data from {name}:", *_versions(found.models)]
+
+
+def _evaluation_lines(found: LoopLineage) -> list[str]:
+    name = found.loop.name
+    if not found.evaluated_by:
+        return [f"model versions: none evaluated on held-out data from {name}"]
+    return [
+        f"model versions evaluated on data from {name} (held out from their training):",
+        *_versions(found.evaluated_by),
+    ]
+
+
+def _versions(versions: tuple[ModelVersion, ...]) -> list[str]:
+    return [
         f"  {v.ref}  {v.status}  {' '.join(f'@{a}' for a in v.aliases) or '-'}  "
         f"dataset {v.dataset}  created {v.created_at.isoformat()}"
-        for v in found.models
+        for v in versions
     ]
-    return lines
 
 
 def _share(number: float | None) -> str:

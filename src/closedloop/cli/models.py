@@ -81,6 +81,7 @@ def summary(version: ModelVersion) -> dict[str, Any]:
         "classes": list(version.classes),
         "feature_columns": list(version.feature_columns),
         "source_loops": list(version.source_loops),
+        "holdout_loops": list(version.holdout_loops),
         "metrics": version.metrics,
     }
 

@@ -1,4 +1,4 @@
-"""Lineage of a human loop: its answers, the dataset versions it fed and the models trained on them."""
+"""Lineage of a human loop: its answers, the dataset versions it fed, the models trained or scored on them."""
 
 from __future__ import annotations
 
@@ -39,13 +39,19 @@ class LoopRow:
 
 @dataclass(frozen=True)
 class LoopLineage:
-    """A loop, its stored answers, the dataset versions that list it (oldest first) and its models."""
+    """A loop, its stored answers, the dataset versions that list it (oldest first) and its models.
+
+    ``models`` were trained on the loop's rows; ``evaluated_by`` were scored on
+    them, held out from their training. A version with several of the loop's
+    rows can be in both.
+    """
 
     loop: LoopInfo
     answers: tuple[OutputAnswer, ...]
     datasets: tuple[DatasetVersion, ...]
     row: LoopRow | None
     models: tuple[ModelVersion, ...]
+    evaluated_by: tuple[ModelVersion, ...]
 
 
 class Lineage:
@@ -65,7 +71,8 @@ class Lineage:
         row = _row(self._datasets, versions[0], name) if versions else None
 
         models = tuple(self._registry.list(source_loop=name))
-        return LoopLineage(loop, answers, versions, row, models)
+        evaluated_by = tuple(self._registry.list(holdout_loop=name))
+        return LoopLineage(loop, answers, versions, row, models, evaluated_by)
 
     def dataset_versions(self, loop_name: str) -> tuple[DatasetVersion, ...]:
         """Every dataset version whose manifest lists ``loop_name`` in ``source_loops``, oldest first."""

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from closedloop.core.context import Context
 from closedloop.datasets import Datasets, DatasetVersion
@@ -51,7 +51,11 @@ _LOOP_COLUMN = "_human_loop_name"
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One registered version as the registry records it."""
+    """One registered version as the registry records it.
+
+    ``source_loops`` are the human loops whose rows it was trained on;
+    ``holdout_loops`` those whose rows were held out to score it.
+    """
 
     model: str
     version: int
@@ -69,6 +73,7 @@ class ModelVersion:
     source_loops: tuple[str, ...]
     onnx_sha256: str | None = None
     feature_dtypes: dict[str, str] = field(default_factory=dict)
+    holdout_loops: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -142,12 +147,15 @@ class Registry:
         feature_dtypes: dict[str, str],
         sample: pd.DataFrame | None = None,
         source_loops: list[str] | None = None,
+        holdout_loops: list[str] | None = None,
     ) -> ModelVersion:
         """Save the estimator (skops, and ONNX where it converts) and record a new version.
 
         ``sample`` (a few prepared feature rows) lets the ONNX file be kept only
-        when its probabilities match the estimator's. ``source_loops`` defaults to
-        the human loops named in the dataset's ``_human_loop_name`` column.
+        when its probabilities match the estimator's. ``source_loops`` are the
+        human loops whose rows the estimator was trained on (by default every loop
+        in the dataset's ``_human_loop_name`` column); ``holdout_loops`` those
+        whose rows were held out to score it (by default none).
         """
         _check_name(model)
         _check_features(feature_columns, feature_dtypes)
@@ -183,6 +191,7 @@ class Registry:
                 if source_loops is not None
                 else self._loops(dataset)
             ),
+            holdout_loops=_json(sorted(holdout_loops or [])),
         )
         version = self._insert(row)
         logger.info(
@@ -225,11 +234,16 @@ class Registry:
             return _to_version(row, _aliases_of(session, model, row.version))
 
     def list(
-        self, model: str | None = None, *, source_loop: str | None = None
+        self,
+        model: str | None = None,
+        *,
+        source_loop: str | None = None,
+        holdout_loop: str | None = None,
     ) -> list[ModelVersion]:
         """Every version (of ``model``, or of all models), by model then version.
 
-        ``source_loop`` keeps the versions trained on rows from that human loop.
+        ``source_loop`` keeps the versions trained on rows from that human loop;
+        ``holdout_loop`` those scored on its rows, held out from their training.
         """
         with self._ctx.db.read() as session:
             query = select(ModelVersionRow).order_by(
@@ -237,13 +251,12 @@ class Registry:
             )
             if model is not None:
                 query = query.where(ModelVersionRow.model == model)
+            # TODO(a table of (version, loop, role) rows filled at register):
+            # look versions up by loop through its index; LIKE reads every row.
             if source_loop is not None:
-                # TODO(a table of (version, source loop) pairs filled at register):
-                # look versions up by loop through its index; LIKE reads every row.
-                needle = orjson.dumps(source_loop).decode()
-                query = query.where(
-                    ModelVersionRow.source_loops.contains(needle, autoescape=True)
-                )
+                query = query.where(_names(ModelVersionRow.source_loops, source_loop))
+            if holdout_loop is not None:
+                query = query.where(_names(ModelVersionRow.holdout_loops, holdout_loop))
             rows = session.scalars(query).all()
             aliases = session.scalars(select(ModelAliasRow)).all()
         by_version: dict[tuple[str, int], list[str]] = {}
@@ -253,9 +266,13 @@ class Registry:
             _to_version(r, tuple(by_version.get((r.model, r.version), [])))
             for r in rows
         ]
-        if source_loop is None:
-            return versions
-        return [v for v in versions if source_loop in v.source_loops]
+        # LIKE narrows the rows; the whole names in the decoded lists decide.
+        return [
+            v
+            for v in versions
+            if _lists(v.source_loops, source_loop)
+            and _lists(v.holdout_loops, holdout_loop)
+        ]
 
     def models(self) -> builtins.list[str]:
         with self._ctx.db.read() as session:
@@ -474,7 +491,17 @@ def _to_version(row: ModelVersionRow, aliases: tuple[str, ...]) -> ModelVersion:
         source_loops=tuple(orjson.loads(row.source_loops)),
         onnx_sha256=row.onnx_sha256,
         feature_dtypes=dict(orjson.loads(row.feature_dtypes)),
+        holdout_loops=tuple(orjson.loads(row.holdout_loops)),
     )
+
+
+def _names(column: InstrumentedAttribute[str], loop: str) -> ColumnElement[bool]:
+    """The JSON list in ``column`` may hold ``loop``: its text contains the quoted name."""
+    return column.contains(orjson.dumps(loop).decode(), autoescape=True)
+
+
+def _lists(loops: tuple[str, ...], loop: str | None) -> bool:
+    return loop is None or loop in loops
 
 
 def _copy(row: ModelVersionRow) -> ModelVersionRow:

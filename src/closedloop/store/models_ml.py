@@ -52,7 +52,9 @@ class ModelVersionRow(Base):
     classes: Mapped[str] = mapped_column(Text)
     feature_columns: Mapped[str] = mapped_column(Text)
     feature_dtypes: Mapped[str] = mapped_column(Text)
+    # JSON lists: the loops whose rows were trained on, and those held out to score.
     source_loops: Mapped[str] = mapped_column(Text)
+    holdout_loops: Mapped[str] = mapped_column(Text, server_default="[]")
 
     __table_args__ = (UniqueConstraint("model", "version"),)
 

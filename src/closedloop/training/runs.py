@@ -163,7 +163,8 @@ class Training:
                 feature_columns=columns,
                 feature_dtypes=dtypes,
                 sample=holdout.head(_ONNX_CHECK_ROWS),
-                source_loops=_loops(frame),
+                source_loops=_loops(parts.train),
+                holdout_loops=_loops(parts.holdout),
             )
         except Exception as exc:
             self._fail(run_id, getattr(exc, "message", None) or repr(exc))
