@@ -159,6 +159,17 @@ def test_bounding_boxes_are_checked_for_numbers_and_labels() -> None:
         {"annotatedResult": {"boundingBoxes": [{**box, "width": -3}]}},
     )
     assert "must not have a negative width or height" in error.message
+    adjusted = {"boundingBoxes": [box], "initialValueModified": True}
+    check_answer(SHAPES, shapes("bounding-box"), {"annotatedResult": adjusted})
+    error = refused(
+        SHAPES,
+        shapes("bounding-box"),
+        {"annotatedResult": {**adjusted, "initialValueModified": "yes"}},
+    )
+    assert error.message == (
+        "answerContent.annotatedResult initialValueModified must be true or false; "
+        "got 'yes'"
+    )
 
 
 def test_keypoints_polygons_lines_and_polylines_are_checked() -> None:

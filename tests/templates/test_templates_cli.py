@@ -99,6 +99,19 @@ def test_render_reports_a_template_without_form_or_fields(
     assert "error: the template has no named answer fields" in result.stderr
 
 
+def test_render_accepts_an_entity_annotation_that_brings_its_own_form(
+    app: typer.Typer,
+) -> None:
+    clause = '{"clause": "Acme Ltd may end this agreement."}'
+    template = str(FIXTURES / "clauses.liquid.html")
+    result = CliRunner().invoke(
+        app, ["templates", "render", template, "--input", clause]
+    )
+    assert result.exit_code == 0, result.output
+    assert "error" not in result.stderr
+    assert "field clauses (crowd-entity-annotation): party, date" in result.stderr
+
+
 def test_render_refuses_input_that_is_not_an_object(app: typer.Typer) -> None:
     result = CliRunner().invoke(
         app,

@@ -60,7 +60,8 @@ def _problems(template: str, task_input: dict[str, Any]) -> tuple[list[str], lis
     except ValidationError as exc:
         return [exc.message], []
     errors = list(fields.problems)
-    if "<crowd-form" not in template:
+    # crowd-entity-annotation may stand alone: it brings its own form and Submit button.
+    if "<crowd-form" not in template and "<crowd-entity-annotation" not in template:
         errors.append("the template has no <crowd-form>, so a worker cannot submit")
     if not fields.fields and not fields.scripted:
         errors.append("the template has no named answer fields")

@@ -136,6 +136,11 @@ def _annotations(item: AnswerField, value: object) -> list[dict[str, Any]]:
             item.name,
             f"inputImageProperties needs numeric width and height; got {image!r}",
         )
+    modified = value.get("initialValueModified") if isinstance(value, dict) else None
+    if modified is not None and not isinstance(modified, bool):
+        _fail(
+            item.name, f"initialValueModified must be true or false; got {modified!r}"
+        )
     return list(shapes)
 
 

@@ -24,6 +24,22 @@
       this.appendChild(el("div", { className: "cl-annotator" }, [main, panel]));
       this._view.addEventListener("mouseup", function () { self.takeSelection(); });
       this.paint();
+      if (!this.closest("crowd-form")) this.makeOwnForm();
+    }
+    // Used without a crowd-form, as AWS's docs show it, the element brings its own
+    // form and Submit button, in an open shadow root where templates find them
+    // (el.shadowRoot.querySelector("crowd-form").form). Its own content shows
+    // through a slot; the page's styles are copied in for what templates move there.
+    makeOwnForm() {
+      var root = this.attachShadow({ mode: "open" });
+      Array.prototype.forEach.call(document.querySelectorAll("style, link[rel~=stylesheet]"), function (sheet) {
+        root.appendChild(sheet.cloneNode(true));
+      });
+      var form = document.createElement("crowd-form");
+      form.owner = this;
+      form.appendChild(document.createElement("slot"));
+      root.appendChild(form);
+      this.ownForm = form;
     }
     crowdPickLabel(index) {
       if (index >= this._labels.length) return;
@@ -75,11 +91,12 @@
       if (at < this._text.length) this._view.appendChild(document.createTextNode(this._text.slice(at)));
       paintPicker(this._picker, this._current);
     }
-    crowdAnswer() {
-      return this.fieldName ? [[this.fieldName, { entities: this._entities.map(function (e) {
+    answerValue() {
+      return { entities: this._entities.map(function (e) {
         return { endOffset: e.endOffset, label: e.label, startOffset: e.startOffset };
-      }) }]] : [];
+      }) };
     }
+    crowdAnswer() { return this.fieldName ? [[this.fieldName, this.answerValue()]] : []; }
     crowdProblem() {
       return this.isRequired && !this._entities.length ? "Mark at least one entity in " + (this.getAttribute("header") || this.fieldName) : null;
     }
@@ -208,12 +225,17 @@
         self._svg.appendChild(svgEl("circle", { cx: v.x, cy: v.y, r: Math.max(self.size().width / 150, 2), "class": "cl-vertex" }));
       });
     }
-    crowdAnswer() {
-      if (!this.fieldName) return [];
+    answerValue() {
       var value = { inputImageProperties: this.size() };
       value[this.key()] = this._shapes.map(this.output, this);
-      return [[this.fieldName, value]];
+      // Shapes given by initial-value are an adjustment task: say whether they changed.
+      if (this.hasAttribute("initial-value")) {
+        value.initialValueModified =
+          JSON.stringify(value[this.key()]) !== JSON.stringify(this._initial.map(this.output, this));
+      }
+      return value;
     }
+    crowdAnswer() { return this.fieldName ? [[this.fieldName, this.answerValue()]] : []; }
     output(shape) {
       return { label: shape.label, vertices: shape.vertices.map(function (v) { return { x: v.x, y: v.y }; }) };
     }

@@ -41,20 +41,45 @@
     return node;
   }
 
+  // Attributes hold JSON, or the JavaScript literals AWS's docs and samples write
+  // (['a', 'b'], { label: "cat", left: 20, }): both are read, never evaluated.
   function parseJson(text, fallback) {
     if (text === null || text === undefined || text === "") return fallback;
     try {
       return JSON.parse(text);
     } catch (e) {
-      // AWS's samples often write ['a', 'b']: read single-quoted strings too.
+      var json = literalToJson(String(text));
+      if (json === null) return fallback;
       try {
-        return JSON.parse(text.replace(/'((?:[^'\\]|\\.)*)'/g, function (_, inner) {
-          return JSON.stringify(inner.replace(/\\'/g, "'"));
-        }));
+        return JSON.parse(json);
       } catch (e2) {
         return fallback;
       }
     }
+  }
+
+  var LITERAL_TOKEN = /\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:,]/y;
+
+  // A JavaScript array or object literal of plain data, rewritten as JSON: keys
+  // and single-quoted strings get double quotes, trailing commas go. Null when
+  // the text holds anything else (a call, an expression, a variable).
+  function literalToJson(text) {
+    var out = [], tokens = [];
+    LITERAL_TOKEN.lastIndex = 0;
+    while (LITERAL_TOKEN.lastIndex < text.length) {
+      var match = LITERAL_TOKEN.exec(text);
+      if (!match) return null;
+      if (!/^\s/.test(match[0])) tokens.push(match[0]);
+    }
+    for (var i = 0; i < tokens.length; i++) {
+      var token = tokens[i], next = tokens[i + 1];
+      if (token === "," && (next === "}" || next === "]")) continue;
+      if (token.charAt(0) === "'") out.push(JSON.stringify(looseValue(token)));
+      else if (/^[A-Za-z_$]/.test(token) && next === ":") out.push(JSON.stringify(token));
+      else if (/^[A-Za-z_$]/.test(token) && !Object.prototype.hasOwnProperty.call(LOOSE_WORDS, token)) return null;
+      else out.push(token);
+    }
+    return out.join("");
   }
 
   // exclusion-category is written as a JS object literal ({ text: 'None of the above' }):
@@ -131,6 +156,18 @@
     return [];
   }
 
+  // The crowd-form a node answers to: its ancestor, or the page's one form.
+  function formOf(node) {
+    return node.closest("crowd-form") || pageForm();
+  }
+
+  function pageForm() {
+    var form = document.querySelector("crowd-form");
+    if (form) return form;
+    var owner = document.querySelector("crowd-entity-annotation");
+    return owner && owner.ownForm ? owner.ownForm : null;
+  }
+
   function post(message) {
     window.parent.postMessage(message, "*");
   }
@@ -171,6 +208,11 @@
     markInvalid(invalid) {
       this.classList.toggle("cl-invalid", !!invalid);
     }
+    // What the element answers, for template scripts that check it before submit
+    // (AWS's elements call it value, and _submittableValue).
+    get value() { return this.answerValue ? this.answerValue() : undefined; }
+    set value(_) {}
+    get _submittableValue() { return this.value; }
   }
 
   // ------------------------------------------------------------ crowd-form
@@ -190,13 +232,32 @@
         ]));
       }
     }
+    // The nodes this form answers for: its own, and those of the element that made
+    // it (a crowd-entity-annotation used without a crowd-form brings its own form).
+    scope(selector) {
+      var found = Array.prototype.slice.call(this.querySelectorAll(selector));
+      if (!this.owner) return found;
+      var owned = Array.prototype.slice.call(this.owner.querySelectorAll(selector));
+      return (this.owner.matches(selector) ? [this.owner] : []).concat(owned, found);
+    }
+    // The form's native <form>, as AWS's crowd-form has one: templates append to it.
+    get form() {
+      if (!this._native) {
+        var self = this;
+        this._native = el("form", { className: "cl-native-form", novalidate: true });
+        this._native.addEventListener("submit", function (event) { event.preventDefault(); self.submit(); });
+        var footer = this.querySelector(":scope > .cl-form-footer");
+        this.insertBefore(this._native, footer);
+      }
+      return this._native;
+    }
     fields() {
-      return Array.prototype.filter.call(this.querySelectorAll("*"), function (node) {
+      return this.scope("*").filter(function (node) {
         return typeof node.crowdAnswer === "function";
       });
     }
     nativeFields() {
-      return Array.prototype.filter.call(this.querySelectorAll("input[name], textarea[name], select[name]"),
+      return this.scope("input[name], textarea[name], select[name]").filter(
         function (node) {
           return !node.hasAttribute("data-cl-internal") && !node.disabled &&
             NATIVE_SKIP.indexOf((node.getAttribute("type") || "").toLowerCase()) < 0;
@@ -253,9 +314,23 @@
       var problems = this.problems();
       this.showProblems(problems);
       if (problems.length) return false;
-      // Templates may veto with crowd-form.onsubmit = e => e.preventDefault().
+      // Templates may veto with crowd-form.onsubmit = e => e.preventDefault(). A
+      // handler that throws vetoes too: the template's own check did not pass.
       var event = new Event("submit", { cancelable: true });
-      if (!this.dispatchEvent(event)) return false;
+      var failure = null;
+      var caught = function (error) { failure = failure || error.message || "an error"; };
+      window.addEventListener("error", caught);
+      var allowed;
+      try {
+        allowed = this.dispatchEvent(event);
+      } finally {
+        window.removeEventListener("error", caught);
+      }
+      if (failure) {
+        this.showProblems(["The task's own check failed (" + failure + "); tell the task's owner, or skip it."]);
+        return false;
+      }
+      if (!allowed) return false;
       this._sent = true;
       this.setAttribute("submitted", "");
       post({ type: SUBMIT, answerContent: this.answer() });
@@ -268,8 +343,8 @@
     focusFirst() {
       this._sent = false;
       this.removeAttribute("submitted");
-      var target = this.querySelector('.cl-choice[aria-checked="true"]') ||
-        this.querySelector("input:not([type=hidden]), textarea, select, button, [tabindex]");
+      var target = this.scope('.cl-choice[aria-checked="true"]')[0] ||
+        this.scope("input:not([type=hidden]), textarea, select, button, [tabindex]")[0];
       if (target) target.focus();
     }
   }
@@ -287,7 +362,7 @@
     }
     act() {
       var action = this.getAttribute("form-action");
-      var form = this.closest("crowd-form");
+      var form = formOf(this);
       if (action === "submit" && form) form.submit();
       else if (action === "reset" && form) form.reset();
       else if (action === "skip") post({ type: SKIP });

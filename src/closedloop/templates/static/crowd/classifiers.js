@@ -71,13 +71,16 @@
       });
       if (this._exclusionButton) this._exclusionButton.setAttribute("aria-checked", String(excluded));
     }
-    crowdAnswer() {
-      if (!this.fieldName) return [];
+    answerValue() {
       // A2I's docs give no output for the exclusion choice; it answers {"labels": []},
       // the same shape with no category chosen (the server accepts that only here).
-      if (this.multi()) return [[this.fieldName, { labels: this._labels.map(function (l) { return l.label; })
-        .filter(function (l) { return this._chosen.indexOf(l) >= 0; }, this) }]];
-      return this._chosen.length ? [[this.fieldName, { label: this._chosen[0] }]] : [];
+      if (this.multi()) return { labels: this._labels.map(function (l) { return l.label; })
+        .filter(function (l) { return this._chosen.indexOf(l) >= 0; }, this) };
+      return this._chosen.length ? { label: this._chosen[0] } : undefined;
+    }
+    crowdAnswer() {
+      var value = this.answerValue();
+      return this.fieldName && value !== undefined ? [[this.fieldName, value]] : [];
     }
     crowdProblem() {
       var needed = !this.multi() || this.isRequired || this._exclusion !== null;

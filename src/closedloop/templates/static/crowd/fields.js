@@ -69,6 +69,8 @@
       this._input.setAttribute("aria-invalid", String(!!problem));
       this.markInvalid(problem);
     }
+    get value() { return this._input ? this._input.value : ""; }
+    set value(text) { if (this._input) this._input.value = text === null || text === undefined ? "" : String(text); }
     crowdAnswer() { return this.fieldName ? [[this.fieldName, this._input.value]] : []; }
     crowdProblem() {
       var problem = this.validity();
@@ -105,6 +107,8 @@
         this.appendChild(counter);
       }
     }
+    get value() { return this._input ? this._input.value : ""; }
+    set value(text) { if (this._input) this._input.value = text === null || text === undefined ? "" : String(text); }
     crowdAnswer() { return this.fieldName ? [[this.fieldName, this._input.value]] : []; }
     crowdProblem() { return this.isRequired && this._input.value === "" ? this.describe() + " is required" : null; }
     crowdReset() { this._input.value = this._initial; }
@@ -203,6 +207,8 @@
       this.appendChild(this._shown);
       this._input.addEventListener("input", function () { self._shown.textContent = self._input.value; });
     }
+    get value() { return this._input ? Number(this._input.value) : undefined; }
+    set value(number) { if (this._input) this._input.value = String(number); }
     crowdAnswer() { return this.fieldName ? [[this.fieldName, Number(this._input.value)]] : []; }
     crowdProblem() { return null; }
     crowdReset() { this._input.value = this._initial; this._shown.textContent = this._initial; }

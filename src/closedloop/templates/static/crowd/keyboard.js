@@ -2,7 +2,7 @@
   // ------------------------------------------------------------- keyboard
 
   function activeAnnotator(form) {
-    var candidates = Array.prototype.filter.call(form.querySelectorAll("*"), function (node) {
+    var candidates = form.scope("*").filter(function (node) {
       return typeof node.crowdPickLabel === "function";
     });
     var focused = candidates.filter(function (node) { return node.contains(document.activeElement); });
@@ -16,10 +16,12 @@
   }, true);
 
   document.addEventListener("keydown", function (event) {
-    var form = document.querySelector("crowd-form");
+    var form = pageForm();
     if (!form || event.altKey || event.metaKey || event.isComposing) return;
-    var typing = isTextEntry(event.target);
-    var inTextArea = event.target && event.target.tagName && event.target.tagName.toLowerCase() === "textarea";
+    // Inside a shadow root the event's target is its host; the path names the field.
+    var origin = event.composedPath()[0] || event.target;
+    var typing = isTextEntry(origin);
+    var inTextArea = origin && origin.tagName && origin.tagName.toLowerCase() === "textarea";
     if (event.key === "Enter" && !event.shiftKey && (!inTextArea || event.ctrlKey)) {
       event.preventDefault();
       var annotator = !typing && activeAnnotator(form);
@@ -37,7 +39,7 @@
   // The host may ask for focus, or press Submit for the reviewer (its own button or Enter).
   window.addEventListener("message", function (event) {
     if (event.source !== window.parent || !event.data) return;
-    var form = document.querySelector("crowd-form");
+    var form = pageForm();
     if (event.data.type === FOCUS) {
       window.focus();
       if (form && form.focusFirst) form.focusFirst();

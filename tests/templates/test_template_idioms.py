@@ -1,0 +1,173 @@
+"""Idioms of AWS's documented templates, in Chromium: a form-less entity annotation,
+initial-value written as a JavaScript literal, and submit checks that read an
+element's value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from task_host import TaskHost
+from test_crowd_elements import (
+    click_at,
+    fixture,
+    messages,
+    open_task,
+    select_text,
+    submitted,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+CLAUSE = {"clause": "Acme Ltd may end this agreement on 1 March 2027."}
+ACME, MARCH = (0, 8), (35, 47)
+PHOTO = {"photo": "s3://depot/shelf-4.png"}
+FOUND = [
+    {"label": "parcel", "left": 20, "top": 30, "width": 60, "height": 40},
+    {"label": "label", "left": 200, "top": 100, "width": 80, "height": 50},
+]
+IMAGE = {"height": 200, "width": 400}
+
+
+def _entities(*spans: tuple[int, int, str]) -> dict[str, Any]:
+    return {
+        "entities": [
+            {"endOffset": end, "label": label, "startOffset": start}
+            for start, end, label in spans
+        ]
+    }
+
+
+def test_entity_annotation_without_a_form_submits_with_its_own_button(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = open_task(
+        page, task_host, fixture("clauses.liquid.html"), CLAUSE, scripts=True
+    )
+    moved = frame.locator("crowd-entity-annotation").evaluate(
+        "e => e.shadowRoot.querySelector('crowd-form form #clauseKind') !== null"
+    )
+    assert moved  # the template's script found the form where AWS's docs put it
+    page.keyboard.press("1")  # a label first, then the text it marks
+    select_text(page, frame, *ACME)
+    page.keyboard.press("2")
+    select_text(page, frame, *MARCH)
+    frame.get_by_text("Termination").click()
+    frame.get_by_role("button", name="Submit").click()
+
+    assert submitted(page) == {
+        "clauses": _entities((*ACME, "party"), (*MARCH, "date")),
+        "payment": {"payment": False},
+        "termination": {"termination": True},
+    }
+
+
+def test_entity_annotation_without_a_form_answers_by_keyboard_with_scripts_off(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = open_task(page, task_host, fixture("clauses.liquid.html"), CLAUSE)
+    page.keyboard.press("2")
+    select_text(page, frame, *MARCH)
+    frame.get_by_text("Payment").click()
+    page.keyboard.press("Enter")
+
+    # The question stayed inside the element; its answer still comes with the entities.
+    assert submitted(page) == {
+        "clauses": _entities((*MARCH, "date")),
+        "payment": {"payment": True},
+        "termination": {"termination": False},
+    }
+
+
+def _boxes_task(page: Any, host: TaskHost) -> Any:
+    return open_task(
+        page, host, fixture("adjust-boxes.liquid.html"), {**PHOTO, "found": FOUND}
+    )
+
+
+def test_boxes_from_a_javascript_literal_are_shown_and_kept_unmodified(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = _boxes_task(page, task_host)
+    assert frame.locator(".cl-shape-list li").count() == 2
+    assert frame.locator("rect.cl-shape").count() == 2
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {
+        "parcels": {
+            "boundingBoxes": FOUND,
+            "inputImageProperties": IMAGE,
+            "initialValueModified": False,
+        }
+    }
+
+
+def test_removing_a_given_box_marks_the_answer_modified(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = _boxes_task(page, task_host)
+    frame.get_by_role("button", name="Remove label 80\u00d750 at (200, 100)").click()
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {
+        "parcels": {
+            "boundingBoxes": FOUND[:1],
+            "inputImageProperties": IMAGE,
+            "initialValueModified": True,
+        }
+    }
+
+
+CORNERS = [(200, 20), (120, 180), (280, 180)]  # top, left, right
+
+
+def _corners(page: Any, frame: Any, *which: int) -> None:
+    for index in which:
+        page.keyboard.press(str(index + 1))
+        click_at(page, frame, ".cl-overlay", CORNERS[index])
+
+
+def test_a_template_check_reading_the_keypoints_value_refuses_then_accepts(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = open_task(
+        page, task_host, fixture("three-points.liquid.html"), PHOTO, scripts=True
+    )
+    _corners(page, frame, 0)
+    page.keyboard.press("Enter")
+    assert frame.locator("#problem").inner_text() == "Mark each corner once: 1 marked."
+    assert messages(page) == []
+
+    _corners(page, frame, 1, 2)
+    page.keyboard.press("Enter")
+    assert submitted(page) == {
+        "corners": {
+            "inputImageProperties": IMAGE,
+            "keypoints": [
+                {"label": label, "x": x, "y": y}
+                for label, (x, y) in zip(["top", "left", "right"], CORNERS, strict=True)
+            ],
+        }
+    }
+
+
+def test_a_template_check_that_throws_blocks_the_submit_and_says_so(
+    browser_page: Any, task_host: TaskHost
+) -> None:
+    page = browser_page
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    frame = open_task(
+        page,
+        task_host,
+        fixture("three-points.liquid.html"),
+        {**PHOTO, "broken": True},
+        scripts=True,
+    )
+    _corners(page, frame, 0, 1, 2)
+    page.keyboard.press("Enter")
+
+    alert = frame.locator(".cl-form-alert")
+    assert "The task's own check failed" in alert.inner_text()
+    assert messages(page) == []
+    assert errors == ["Cannot read properties of undefined (reading 'length')"]
