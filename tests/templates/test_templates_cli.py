@@ -112,6 +112,22 @@ def test_render_accepts_an_entity_annotation_that_brings_its_own_form(
     assert "field clauses (crowd-entity-annotation): party, date" in result.stderr
 
 
+def test_render_says_when_serve_would_not_run_the_template_scripts(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["templates", "render", str(FIXTURES / "clauses.liquid.html")]
+    args += ["--input", '{"clause": "Acme Ltd may end this agreement."}']
+    monkeypatch.delenv("CLOSEDLOOP_TEMPLATE_SCRIPTS", raising=False)
+    off = CliRunner().invoke(app, args)
+    monkeypatch.setenv("CLOSEDLOOP_TEMPLATE_SCRIPTS", "inline")
+    inline = CliRunner().invoke(app, args)
+
+    assert off.exit_code == inline.exit_code == 0
+    assert "note: the template has scripts of its own" in off.stderr
+    assert "CLOSEDLOOP_TEMPLATE_SCRIPTS" in off.stderr
+    assert "note:" not in inline.stderr
+
+
 def test_render_refuses_input_that_is_not_an_object(app: typer.Typer) -> None:
     result = CliRunner().invoke(
         app,

@@ -11,6 +11,7 @@ import orjson
 import typer
 
 from closedloop.errors import ValidationError
+from closedloop.settings import Settings
 from closedloop.templates.builtin import BUILTIN_KINDS, builtin_template
 from closedloop.templates.fields import AnswerField, template_fields
 from closedloop.templates.render import render_task_page
@@ -110,6 +111,22 @@ def render(
         typer.echo(f"wrote {out}")
     for line in fields:
         typer.echo(f"field {line}", err=out is None)
+    if template_fields(template, data).scripted and not _scripts_served():
+        typer.echo(
+            "note: the template has scripts of its own. This preview runs them; "
+            "closedloop serve runs them only when CLOSEDLOOP_TEMPLATE_SCRIPTS "
+            "allows (here it does not), and without them the form may submit "
+            "other answers than the preview shows.",
+            err=True,
+        )
+
+
+def _scripts_served() -> bool:
+    """Whether this environment's serve would run a template's inline scripts."""
+    try:
+        return Settings.from_env().inline_template_scripts
+    except ValidationError:
+        return False
 
 
 @templates_app.command("builtin")
