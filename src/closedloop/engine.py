@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -60,7 +61,13 @@ class Engine:
         self.loops = Loops(
             self.ctx, self.flows, self.events, check_template=check_renders
         )
-        self.tasks = Tasks(self.ctx, self.loops, check_answer=check_answer)
+        self.tasks = Tasks(
+            self.ctx,
+            self.loops,
+            check_answer=functools.partial(
+                check_answer, scripts_run=settings.inline_template_scripts
+            ),
+        )
         self.datasets = Datasets(self.ctx)
         self.registry = Registry(self.ctx)
         self.lineage = Lineage(self.loops, self.datasets, self.registry)

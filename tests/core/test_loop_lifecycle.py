@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -340,3 +341,53 @@ def test_an_input_too_deep_to_render_fails_its_own_loop_and_no_other(
     first, second = engine.tasks.claim_next(alice), engine.tasks.claim_next(alice)
     assert first is not None and second is not None
     assert [first.human_loop_name, second.human_loop_name] == ["zeta", "alpha"]
+
+
+SCRIPTED_UI = """<crowd-form>
+  <crowd-keypoint name="spots" src="{{ task.input.photo | grant_read_access }}"
+    labels="['placeholder']"></crowd-keypoint>
+</crowd-form>
+<script>document.querySelector("crowd-keypoint").labels = ["pole", "sign"];</script>"""
+
+
+@pytest.mark.parametrize("scripts", ["off", "inline"])
+def test_labels_a_template_script_sets_are_accepted_only_where_scripts_run(
+    settings: Settings, clock: Clock, scripts: str
+) -> None:
+    engine = Engine(replace(settings, template_scripts=_scripts(scripts)), clock=clock)
+    try:
+        engine.workforce.create_team("reviewers")
+        ui = engine.task_uis.create("spots-ui", SCRIPTED_UI)
+        flow = engine.flows.create(
+            {
+                "FlowDefinitionName": "spots",
+                "RoleArn": "arn:aws:iam::000000000000:role/closedloop",
+                "OutputConfig": {"S3OutputPath": "s3://reviews/out"},
+                "HumanLoopConfig": {
+                    "WorkteamArn": engine.workforce.team_arn("reviewers"),
+                    "HumanTaskUiArn": ui.arn,
+                    "TaskTitle": "Spots",
+                    "TaskDescription": "Mark the poles",
+                    "TaskCount": 1,
+                },
+            }
+        )
+        engine.loops.start("spot-1", flow.arn, json.dumps({"photo": "s3://p/1.png"}))
+        alice = _worker(engine, "alice")
+        task = engine.tasks.claim_next(alice)
+        assert task is not None
+        answer = {"spots": {"keypoints": [{"label": "pole", "x": 3, "y": 4}]}}
+
+        if scripts == "off":
+            with pytest.raises(ValidationError, match="has label 'pole'"):
+                engine.tasks.answer(alice, task.task_id, answer)
+            assert engine.loops.describe("spot-1").status == "InProgress"
+        else:
+            result = engine.tasks.answer(alice, task.task_id, answer)
+            assert result.loop_status == "Completed"
+    finally:
+        engine.close()
+
+
+def _scripts(value: str) -> tuple[str, ...]:
+    return Settings.from_env({"CLOSEDLOOP_TEMPLATE_SCRIPTS": value}).template_scripts

@@ -11,6 +11,12 @@ from closedloop.errors import ValidationError
 from closedloop.templates import check_answer, template_fields
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text()
+
+
 SENTIMENT = (FIXTURES / "sentiment.liquid.html").read_text()
 SURVEY = (FIXTURES / "survey.liquid.html").read_text()
 SHAPES = (FIXTURES / "shapes.liquid.html").read_text()
@@ -264,6 +270,30 @@ def test_scripted_templates_may_add_fields_and_native_inputs_count() -> None:
         refused(template, {}, {"pick": "c"}).message
         == "answerContent.pick must be one of 'a', 'b'; got 'c'"
     )
+
+
+def test_labels_a_running_script_may_set_are_checked_for_shape_only() -> None:
+    template = fixture_text("three-points.liquid.html")
+    photo = {"photo": "s3://depot/shelf-4.png"}
+    point = {"label": "pole", "x": 1, "y": 2}
+    answer = {"corners": {"keypoints": [point], "inputImageProperties": IMAGE}}
+    error = refused(template, photo, answer)
+    assert (
+        "has label 'pole'; the task UI allows 'top', 'left', 'right'" in error.message
+    )
+
+    check_answer(template, photo, answer, scripts_run=True)
+    bad = {"corners": {"keypoints": [{**point, "x": "left"}]}}
+    with pytest.raises(ValidationError, match="needs numeric x and y"):
+        check_answer(template, photo, bad, scripts_run=True)
+    # Without scripts of its own a template's labels hold, scripts or not.
+    with pytest.raises(ValidationError, match="has label 'tram'"):
+        check_answer(
+            SHAPES,
+            shapes("keypoint"),
+            {"annotatedResult": {"keypoints": [{**point, "label": "tram"}]}},
+            scripts_run=True,
+        )
 
 
 def test_one_name_on_two_kinds_of_element_is_reported() -> None:

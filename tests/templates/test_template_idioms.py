@@ -171,3 +171,78 @@ def test_a_template_check_that_throws_blocks_the_submit_and_says_so(
     assert "The task's own check failed" in alert.inner_text()
     assert messages(page) == []
     assert errors == ["Cannot read properties of undefined (reading 'length')"]
+
+
+def test_initial_lines_written_with_comments_are_shown_and_answered(
+    page: Any, task_host: TaskHost
+) -> None:
+    frame = open_task(page, task_host, fixture("lanes.liquid.html"), PHOTO)
+    assert frame.locator(".cl-shape-list li").count() == 2
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {
+        "lanes": {
+            "inputImageProperties": IMAGE,
+            "initialValueModified": False,
+            "lines": [
+                {
+                    "label": "lane",
+                    "vertices": [{"x": 10, "y": 190}, {"x": 120, "y": 20}],
+                },
+                {
+                    "label": "stop line",
+                    "vertices": [{"x": 100, "y": 150}, {"x": 300, "y": 150}],
+                },
+            ],
+        }
+    }
+
+
+def test_labels_a_template_script_sets_replace_the_attribute_ones(
+    page: Any, task_host: TaskHost
+) -> None:
+    kinds = {**PHOTO, "kinds": ["lamp post", "bin"]}
+    frame = open_task(
+        page, task_host, fixture("street-furniture.liquid.html"), kinds, scripts=True
+    )
+    picker = frame.locator(".cl-label-picker [role=radio]")
+    assert picker.all_inner_texts() == ["1\nlamp post", "2\nbin", "3\nbench"]
+    page.keyboard.press("3")
+    click_at(page, frame, ".cl-overlay", (50, 60))
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {
+        "furniture": {
+            "inputImageProperties": IMAGE,
+            "keypoints": [{"label": "bench", "x": 50, "y": 60}],
+        }
+    }
+
+
+def test_a_classifier_starts_on_its_initial_value_and_an_empty_input_is_left_out(
+    page: Any, task_host: TaskHost
+) -> None:
+    review = {"review": "Cold food, slow service.", "guess": "negative"}
+    frame = open_task(page, task_host, fixture("second-opinion.liquid.html"), review)
+    chosen = frame.get_by_role("radio", name="negative")
+    assert chosen.get_attribute("aria-checked") == "true"
+    alert = frame.locator("crowd-alert")
+    frame.get_by_role("button", name="Dismiss").click()
+    assert alert.is_hidden()
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {"sentiment": {"label": "negative"}}
+
+
+def test_entity_labels_without_a_full_name_show_the_label_itself(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = (
+        '<crowd-entity-annotation name="tags" text="{{ task.input.text }}" '
+        "labels=\"[{'label': 'noun', 'shortDisplayName': 'N'}, "
+        "{'label': 'verb', 'shortDisplayName': 'V', 'fullDisplayName': 'Verb'}]\">"
+        "</crowd-entity-annotation>"
+    )
+    frame = open_task(page, task_host, template, {"text": "Dogs bark."})
+    picker = frame.locator(".cl-label-picker [role=radio]")
+    assert picker.all_inner_texts() == ["1\nnoun", "2\nVerb"]

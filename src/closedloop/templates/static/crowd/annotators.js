@@ -1,10 +1,32 @@
 /* Entity annotation and the image annotators (boxes, keypoints, polygons, lines). */
   // ------------------------------------------------------ entity annotation
 
+  // Annotators' labels may be set by a template script: element.labels = ["a", "b"].
+  var labelsProperty = {
+    get: function () { return this._labels ? this._labels.map(function (l) { return l.label; }) : []; },
+    set: function (items) {
+      this._labels = labelItems(items);
+      this._current = 0;
+      if (!this._picker) return;
+      var picker = labelPicker(this);
+      this._picker.replaceWith(picker);
+      this._picker = picker;
+      this.paint();
+    },
+  };
+
+  // A property a script set before the element was defined shadows the class's own.
+  function earlyLabels(element) {
+    if (!Object.prototype.hasOwnProperty.call(element, "labels")) return labelList(element);
+    var items = element.labels;
+    delete element.labels;
+    return labelItems(items);
+  }
+
   class CrowdEntityAnnotation extends CrowdElement {
     build() {
       var self = this;
-      this._labels = labelList(this);
+      this._labels = earlyLabels(this);
       this._current = 0;
       this._text = this.getAttribute("text") || "";
       var initial = parseJson(this.getAttribute("initial-value"), []);
@@ -134,7 +156,7 @@
     key() { return ""; }
     build() {
       var self = this;
-      this._labels = labelList(this);
+      this._labels = earlyLabels(this);
       this._current = 0;
       this._draft = null;
       this._initial = this.readInitial();
@@ -342,3 +364,5 @@
     key() { return "polylines"; }
   }
 
+  Object.defineProperty(CrowdEntityAnnotation.prototype, "labels", labelsProperty);
+  Object.defineProperty(ImageAnnotator.prototype, "labels", labelsProperty);

@@ -58,10 +58,10 @@
     }
   }
 
-  var LITERAL_TOKEN = /\s+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:,]/y;
+  var LITERAL_TOKEN = /\s+|\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[A-Za-z_$][\w$]*|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]:,]/y;
 
   // A JavaScript array or object literal of plain data, rewritten as JSON: keys
-  // and single-quoted strings get double quotes, trailing commas go. Null when
+  // and single-quoted strings get double quotes, trailing commas and comments go. Null when
   // the text holds anything else (a call, an expression, a variable).
   function literalToJson(text) {
     var out = [], tokens = [];
@@ -69,7 +69,7 @@
     while (LITERAL_TOKEN.lastIndex < text.length) {
       var match = LITERAL_TOKEN.exec(text);
       if (!match) return null;
-      if (!/^\s/.test(match[0])) tokens.push(match[0]);
+      if (!/^(?:\s|\/[/*])/.test(match[0])) tokens.push(match[0]);
     }
     for (var i = 0; i < tokens.length; i++) {
       var token = tokens[i], next = tokens[i + 1];
@@ -141,19 +141,21 @@
   function labelList(node) {
     var names = ["categories", "labels", "label-categories"];
     for (var i = 0; i < names.length; i++) {
-      if (node.hasAttribute(names[i])) {
-        var items = parseJson(node.getAttribute(names[i]), []);
-        if (!Array.isArray(items)) return [];
-        return items.map(function (item) {
-          if (item && typeof item === "object") {
-            return { label: String(item.label), text: item.fullDisplayName || item.shortDisplayName || item.label,
-              short: item.shortDisplayName || item.label };
-          }
-          return { label: String(item), text: String(item), short: String(item) };
-        });
-      }
+      if (node.hasAttribute(names[i])) return labelItems(parseJson(node.getAttribute(names[i]), []));
     }
     return [];
+  }
+
+  // A list of labels as a template gives it (attribute or script): strings or {label, ...}.
+  function labelItems(items) {
+    if (!Array.isArray(items)) return [];
+    return items.map(function (item) {
+      if (item && typeof item === "object") {
+        return { label: String(item.label), text: String(item.fullDisplayName || item.label),
+          short: String(item.shortDisplayName || item.label) };
+      }
+      return { label: String(item), text: String(item), short: String(item) };
+    });
   }
 
   // The crowd-form a node answers to: its ancestor, or the page's one form.

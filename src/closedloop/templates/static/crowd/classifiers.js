@@ -14,8 +14,12 @@
       this._chosen = [];
       this._excluded = false;
       this._exclusion = this.multi() ? exclusionText(this.getAttribute("exclusion-category")) : null;
-      var initial = this.getAttribute("value");
-      if (initial && this._labels.some(function (l) { return l.label === initial; })) this._chosen = [initial];
+      // The preselected label: value, or initial-value as AWS's A2I samples write it
+      // (a multi-select takes a list there).
+      var given = this.hasAttribute("value") ? this.getAttribute("value") : this.getAttribute("initial-value");
+      var wanted = !given ? [] : this.multi() ? [].concat(parseJson(given, given)) : [given];
+      this._chosen = this._labels.map(function (l) { return l.label; })
+        .filter(function (l) { return wanted.indexOf(l) >= 0; }).slice(0, this.multi() ? undefined : 1);
       this._initialChosen = this._chosen.slice();
       var panel = instructionsPanel(this);
       var main = el("section", { className: "cl-main" });

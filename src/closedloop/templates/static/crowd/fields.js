@@ -71,7 +71,8 @@
     }
     get value() { return this._input ? this._input.value : ""; }
     set value(text) { if (this._input) this._input.value = text === null || text === undefined ? "" : String(text); }
-    crowdAnswer() { return this.fieldName ? [[this.fieldName, this._input.value]] : []; }
+    // A2I leaves an input nobody filled in out of the answer.
+    crowdAnswer() { return this.fieldName && this._input.value !== "" ? [[this.fieldName, this._input.value]] : []; }
     crowdProblem() {
       var problem = this.validity();
       this.showError(problem);
