@@ -9,7 +9,11 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from closedloop.templates import render_task_page, task_frame_csp
+from closedloop.templates import (
+    render_task_page,
+    task_frame_csp,
+    template_handler_hashes,
+)
 
 IMAGE_SIZE = (400, 200)
 
@@ -73,7 +77,8 @@ class TaskHost:
             object_url=lambda uri: "/img/" + uri.rsplit("/", 1)[-1],
             template_scripts=scripts,
         )
-        self.pages[task_id] = (page, nonce)
+        hashes = template_handler_hashes(template) if scripts else ()
+        self.pages[task_id] = (page, task_frame_csp(nonce, handler_hashes=hashes))
         return f"{self.url}/host/{task_id}"
 
     def close(self) -> None:
@@ -92,8 +97,8 @@ class TaskHost:
                 if kind == "host":
                     self._send(HOST_PAGE.format(task=rest).encode(), "text/html")
                 elif kind == "task" and rest in host.pages:
-                    page, nonce = host.pages[rest]
-                    self._send(page.encode(), "text/html", task_frame_csp(nonce))
+                    page, policy = host.pages[rest]
+                    self._send(page.encode(), "text/html", policy)
                 elif kind == "img":
                     self._send(host.image, "image/png")
                 elif kind == "api":

@@ -4,6 +4,8 @@ element's value."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import pytest
@@ -16,6 +18,8 @@ from test_crowd_elements import (
     select_text,
     submitted,
 )
+
+from closedloop.templates import task_frame_csp, template_handler_hashes
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -246,3 +250,31 @@ def test_entity_labels_without_a_full_name_show_the_label_itself(
     frame = open_task(page, task_host, template, {"text": "Dogs bark."})
     picker = frame.locator(".cl-label-picker [role=radio]")
     assert picker.all_inner_texts() == ["1\nnoun", "2\nVerb"]
+
+
+@pytest.mark.parametrize("scripts", [True, False])
+def test_handler_attributes_written_in_the_template_run_only_with_its_scripts(
+    page: Any, task_host: TaskHost, scripts: bool
+) -> None:
+    template = fixture("play-clip.liquid.html")
+    frame = open_task(page, task_host, template, {"word": "hello"}, scripts=scripts)
+    status = frame.locator("#status")
+    frame.get_by_role("button", name="Say the word").click()
+    assert status.inner_text() == "not played"  # its handler is built from the input
+    frame.get_by_role("button", name="Play the clip").click()
+
+    assert status.inner_text() == ("played" if scripts else "not played")
+
+
+def test_handler_hashes_cover_the_template_own_handlers_only() -> None:
+    template = fixture("play-clip.liquid.html")
+    code = "markPlayed()"
+    digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+    assert template_handler_hashes(template) == (f"'sha256-{digest}'",)
+    policy = task_frame_csp("n0nce-n0nce", handler_hashes=(f"'sha256-{digest}'",))
+    assert (
+        f"script-src 'nonce-n0nce-n0nce' 'unsafe-hashes' 'sha256-{digest}';" in policy
+    )
+    assert "'unsafe-hashes'" not in task_frame_csp("n0nce-n0nce")
+    with pytest.raises(ValueError, match="handler hash"):
+        task_frame_csp("n0nce-n0nce", handler_hashes=("'unsafe-inline'",))

@@ -269,6 +269,30 @@ def test_frame_policy_names_allowed_origins_and_ignores_a_forged_host(
     assert _directives(forged)["media-src"] == "'self' blob:"
 
 
+HANDLED = """
+<crowd-form><crowd-input name="note" label="Note"></crowd-input></crowd-form>
+<button type="button" onclick="document.body.dataset.clicked = 'yes'">Mark</button>
+<button type="button" onclick="say('{{ task.input.html }}')">Echo</button>
+"""
+
+
+@pytest.mark.parametrize("scripts", [("inline",), ()])
+def test_frame_policy_allows_the_template_own_handler_attributes_with_its_scripts(
+    open_site: OpenSite, scripts: tuple[str, ...]
+) -> None:
+    site = open_site(scripts, HANDLED, {"html": "plain"})
+    with closing(sign_in(site.web.url, "review", "alice", PASSWORDS["alice"])) as alice:
+        script_src = _directives(alice.get(_next_task(alice)["frameUrl"]))["script-src"]
+
+    allowed = script_src.split()[1:]  # after the nonce
+    if scripts:
+        # One hash: the Echo handler is built from the input and stays refused.
+        assert allowed[0] == "'unsafe-hashes'"
+        assert len(allowed) == 2 and allowed[1].startswith("'sha256-")
+    else:
+        assert allowed == []
+
+
 def _next_task(client: httpx.Client) -> dict[str, Any]:
     work = client.get("/review/work").text
     token = work.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]

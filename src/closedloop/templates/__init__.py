@@ -16,6 +16,7 @@ from closedloop.templates.render import (
     render_task_ui,
     static_dir,
     task_frame_csp,
+    template_handler_hashes,
 )
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "static_dir",
     "task_frame_csp",
     "template_fields",
+    "template_handler_hashes",
 ]
 
 # The engine's hooks; mypy checks that the signatures still fit.

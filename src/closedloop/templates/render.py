@@ -35,9 +35,12 @@ the host must check ``event.source === iframe.contentWindow``.
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -58,6 +61,7 @@ __all__ = [
     "render_task_ui",
     "static_dir",
     "task_frame_csp",
+    "template_handler_hashes",
 ]
 
 FRAME_PROTOCOL: dict[str, str] = {
@@ -66,6 +70,7 @@ FRAME_PROTOCOL: dict[str, str] = {
     "focus": "closedloop:focus",
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
+_HANDLER_HASH = re.compile(r"'sha256-[A-Za-z0-9+/]{43}='")
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 # The crowd elements' script, in static/crowd/: later parts use what earlier ones define.
 CROWD_SCRIPT_PARTS = (
@@ -159,6 +164,7 @@ def task_frame_csp(
     *,
     origin: str = "",
     style_origins: Sequence[str] = (),
+    handler_hashes: Sequence[str] = (),
 ) -> str:
     """The Content-Security-Policy header to serve a task page rendered with ``nonce``.
 
@@ -168,8 +174,18 @@ def task_frame_csp(
     written in a template apply (``'unsafe-inline'`` for styles only), and
     stylesheets load from ``style_origins`` too (``CLOSEDLOOP_TEMPLATE_SCRIPTS``);
     nothing in the frame may connect anywhere (no ``connect-src``).
+    ``handler_hashes`` (from :func:`template_handler_hashes`) let the event
+    handler attributes written in the template run, and no others.
     """
     _check_nonce(nonce)
+    for value in handler_hashes:
+        if not _HANDLER_HASH.fullmatch(value):
+            raise ValueError(f"handler hash must look like 'sha256-...'; got {value!r}")
+    handlers = (
+        " 'unsafe-hashes'" + "".join(f" {h}" for h in handler_hashes)
+        if handler_hashes
+        else ""
+    )
     for value in (origin, *style_origins):
         if value and not _ORIGIN.fullmatch(value):
             raise ValueError(
@@ -179,12 +195,46 @@ def task_frame_csp(
     extra = "".join(f" {o}" for o in style_origins)
     return (
         "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'; "
+        f"script-src 'nonce-{nonce}'{handlers}; "
         f"style-src 'self' 'unsafe-inline'{extra}; "
         f"img-src {own} data: blob:; media-src {own} blob:; font-src 'self' data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
         "sandbox allow-scripts allow-forms"
     )
+
+
+def template_handler_hashes(template: str) -> tuple[str, ...]:
+    """CSP hashes of the event handler attributes written in ``template`` itself.
+
+    AWS's samples wire buttons with ``onclick="..."``; a nonce cannot allow such
+    attributes, their hashes can (with ``'unsafe-hashes'``). Read from the
+    template's source before Liquid runs, and a handler holding Liquid markup
+    is left out, so no handler text can come from the input. Meant for pages
+    whose template scripts the operator allowed.
+    """
+    reader = _HandlerReader()
+    reader.feed(AWS_ELEMENTS_SCRIPT.sub("", template))
+    reader.close()
+    return tuple(
+        sorted(
+            "'sha256-"
+            + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
+            + "'"
+            for code in reader.handlers
+            if "{{" not in code and "{%" not in code
+        )
+    )
+
+
+class _HandlerReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.handlers: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name.startswith("on") and value:
+                self.handlers.add(value)
 
 
 def frame_origin(scheme: str, host: str) -> str:
@@ -227,7 +277,10 @@ def render_task_page(
     style, script = _crowd_assets()
     policy = ""
     if embed_policy:
-        rules = task_frame_csp(nonce, style_origins=script_origins).split("; ")
+        hashes = template_handler_hashes(template) if template_scripts else ()
+        rules = task_frame_csp(
+            nonce, style_origins=script_origins, handler_hashes=hashes
+        ).split("; ")
         kept = "; ".join(r for r in rules if not r.startswith(_META_IGNORED))
         policy = f'<meta http-equiv="Content-Security-Policy" content="{kept}">\n'
     return (
