@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import os
 import socket
+import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +250,35 @@ def test_a_table_that_fails_half_written_leaves_the_previous_one_whole(
         assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
             "feedback.parquet"
         ]
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_a_local_table_is_written_like_any_new_file_and_keeps_its_mode(
+    cli: CliRunner, tmp_path: Path, umask_022: None
+) -> None:
+    source = tmp_path / "reviews"
+    (source / "a").mkdir(parents=True)
+    (source / "a" / "output.json").write_bytes(orjson.dumps(output("a", THREE_CATS)))
+    fresh, kept = tmp_path / "fresh.parquet", tmp_path / "kept.csv"
+    kept.write_text("old\n")
+    kept.chmod(0o664)
+    real = tmp_path / "runs" / "latest.parquet"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    linked = tmp_path / "latest.parquet"
+    linked.symlink_to(real)
+
+    for out in (fresh, kept, linked):
+        result = cli.invoke(app, ["feedback", "build", str(source), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o664
+    assert linked.is_symlink()  # written through the link, not replaced
+    assert pq.read_table(real).column("human_loop_name").to_pylist() == ["a"]

@@ -286,6 +286,27 @@ def test_labels_a_running_script_may_set_are_checked_for_shape_only() -> None:
     bad = {"corners": {"keypoints": [{**point, "x": "left"}]}}
     with pytest.raises(ValidationError, match="needs numeric x and y"):
         check_answer(template, photo, bad, scripts_run=True)
+    # A classifier's categories hold: no script can change them.
+    scripted_classifier = SENTIMENT + "<script>window.x = 1;</script>"
+    with pytest.raises(ValidationError, match="has label 'Angry'"):
+        check_answer(
+            scripted_classifier,
+            SENTIMENT_INPUT,
+            {"category": {"label": "Angry"}},
+            scripts_run=True,
+        )
+    # A script that arrives in the input never runs, so it loosens nothing.
+    injected = (
+        template.replace(
+            "</crowd-form>", "{{ task.input.html | skip_autoescape }}</crowd-form>"
+        )
+        .replace("<script>", "<!--")
+        .replace("</script>", "-->")
+    )
+    with pytest.raises(ValidationError, match="has label 'pole'"):
+        check_answer(
+            injected, {**photo, "html": "<script>1</script>"}, answer, scripts_run=True
+        )
     # Without scripts of its own a template's labels hold, scripts or not.
     with pytest.raises(ValidationError, match="has label 'tram'"):
         check_answer(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -83,8 +84,12 @@ class ObjectStore:
 
     def write_atomic(self, uri: str, data: bytes) -> None:
         """Write ``data`` so that a reader sees the old object or the new, never a part."""
+        path = self.locate(uri)
         try:
-            write_file_atomic(self._fs, self.locate(uri), data)
+            if self._local:
+                _write_local_atomic(Path(path), data)
+            else:
+                self._fs.pipe_file(path, data)
         except STORAGE_ERRORS as exc:
             raise StoreError(
                 f"could not write {uri!r} to the object store: {exc}"
@@ -128,25 +133,52 @@ class ObjectStore:
 
 
 def write_file_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` on ``fs`` whole or not at all.
+    """Write ``data`` to a file a user named, whole or not at all.
 
-    A local file is written beside its target and renamed into place; an
-    object store gets one put, which its readers never see half done (a
-    streamed upload would leave a truncated object when the writer fails).
+    A local file is written beside its target and renamed into place, through
+    a symbolic link if the path is one, with the mode the file had (or the one
+    a new file gets under the umask); an object store gets one put, which its
+    readers never see half done (a streamed upload would leave a truncated
+    object when the writer fails).
     """
-    if isinstance(fs, LocalFileSystem):
-        _write_local_atomic(Path(path), data)
-    else:
+    if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)
+        return
+    target = Path(path).resolve()
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    _write_local_atomic(target, data, mode=mode)
 
 
-def _write_local_atomic(path: Path, data: bytes) -> None:
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    current = os.umask(0o022)  # elsewhere reading it means setting it; put it back
+    os.umask(current)
+    return current
+
+
+def _write_local_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Temporary file, fsync, rename, fsync of the folder; ``mode`` for the new file.
+
+    Without ``mode`` the file keeps mkstemp's 0600: the object store's files
+    are closedloop's own.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -11,6 +11,10 @@ from closedloop.templates.fields import AnswerField, TemplateFields, template_fi
 
 __all__ = ["check_answer", "check_answer_fields"]
 
+# Shapes whose labels a template script may set (the annotators' labels property).
+_SCRIPT_LABELLED = frozenset(
+    ("boundingBoxes", "keypoints", "polygons", "lines", "polylines", "entities")
+)
 _VERTEX_COUNTS = {"polygons": (3, None), "lines": (2, 2), "polylines": (2, None)}
 
 
@@ -23,14 +27,19 @@ def check_answer(
 ) -> None:
     """The engine's AnswerCheck: ValidationError naming the first field that does not fit.
 
-    ``scripts_run`` says that the template's own scripts run in the task frame;
-    a template with scripts may then set its elements' labels (AWS's samples
-    do, ``annotator.labels = [...]``), so labels are checked for shape only.
+    ``scripts_run`` says that the template's own scripts run in the task frame.
+    A template that has scripts in its source may then set its annotators'
+    labels (AWS's samples do, ``annotator.labels = [...]``), so those labels
+    are checked for shape only; classifiers' categories hold regardless.
     """
     fields = template_fields(template, input_content)
-    if scripts_run and fields.scripted:
+    if scripts_run and template_fields(template).scripted:
         fields = replace(
-            fields, fields=tuple(replace(f, labels=None) for f in fields.fields)
+            fields,
+            fields=tuple(
+                replace(f, labels=None) if f.shape in _SCRIPT_LABELLED else f
+                for f in fields.fields
+            ),
         )
     check_answer_fields(fields, answer)
 
