@@ -9,11 +9,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from closedloop.templates import (
-    render_task_page,
-    task_frame_csp,
-    template_handler_hashes,
-)
+from closedloop.templates import render_task_page, task_frame_csp
 
 IMAGE_SIZE = (400, 200)
 
@@ -77,8 +73,7 @@ class TaskHost:
             object_url=lambda uri: "/img/" + uri.rsplit("/", 1)[-1],
             template_scripts=scripts,
         )
-        hashes = template_handler_hashes(template) if scripts else ()
-        self.pages[task_id] = (page, task_frame_csp(nonce, handler_hashes=hashes))
+        self.pages[task_id] = (page, nonce)
         return f"{self.url}/host/{task_id}"
 
     def close(self) -> None:
@@ -97,8 +92,8 @@ class TaskHost:
                 if kind == "host":
                     self._send(HOST_PAGE.format(task=rest).encode(), "text/html")
                 elif kind == "task" and rest in host.pages:
-                    page, policy = host.pages[rest]
-                    self._send(page.encode(), "text/html", policy)
+                    page, nonce = host.pages[rest]
+                    self._send(page.encode(), "text/html", task_frame_csp(nonce))
                 elif kind == "img":
                     self._send(host.image, "image/png")
                 elif kind == "api":

@@ -4,8 +4,7 @@ element's value."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
+import re
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from test_crowd_elements import (
     submitted,
 )
 
-from closedloop.templates import task_frame_csp, template_handler_hashes
+from closedloop.templates import render_task_page
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -266,15 +265,69 @@ def test_handler_attributes_written_in_the_template_run_only_with_its_scripts(
     assert status.inner_text() == ("played" if scripts else "not played")
 
 
-def test_handler_hashes_cover_the_template_own_handlers_only() -> None:
-    template = fixture("play-clip.liquid.html")
-    code = "markPlayed()"
-    digest = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
-    assert template_handler_hashes(template) == (f"'sha256-{digest}'",)
-    policy = task_frame_csp("n0nce-n0nce", handler_hashes=(f"'sha256-{digest}'",))
-    assert (
-        f"script-src 'nonce-n0nce-n0nce' 'unsafe-hashes' 'sha256-{digest}';" in policy
+def test_input_markup_can_neither_carry_nor_borrow_a_template_handler(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = fixture("play-clip.liquid.html").replace(
+        "</crowd-form>",
+        "<div>{{ task.input.html | skip_autoescape }}</div></crowd-form>",
     )
-    assert "'unsafe-hashes'" not in task_frame_csp("n0nce-n0nce")
-    with pytest.raises(ValueError, match="handler hash"):
-        task_frame_csp("n0nce-n0nce", handler_hashes=("'unsafe-inline'",))
+    borrowed = (
+        '<img src="/img/x.png" onload="markPlayed()">'
+        '<button type="button" id="own" onclick="markPlayed()">Own</button>'
+    )
+    frame = open_task(
+        page, task_host, template, {"word": "hi", "html": borrowed}, scripts=True
+    )
+    frame.get_by_role("button", name="Own").click()
+    assert frame.locator("#status").inner_text() == "not played"
+    frame.get_by_role("button", name="Play the clip").click()
+    assert frame.locator("#status").inner_text() == "played"
+
+
+def test_handler_attributes_become_nonce_scripts_only_when_scripts_are_allowed() -> (
+    None
+):
+    template = fixture("play-clip.liquid.html")
+    on = render_task_page(
+        template, {"word": "x"}, nonce="n0nce-n0nce", template_scripts=True
+    )
+    off = render_task_page(template, {"word": "x"}, nonce="n0nce-n0nce")
+
+    assert 'onclick="markPlayed()"' not in on
+    assert re.search(r'<crowd-button data-cl-on-click="[0-9a-f]{16}">', on)
+    assert "function (event) {\nmarkPlayed()\n}" in on
+    # The handler built from the input stays an attribute, which the policy refuses.
+    assert "onclick=\"document.getElementById('status').textContent = 'x'\"" in on
+    assert 'onclick="markPlayed()"' in off and 'data-cl-on-click="' not in off
+
+
+def test_a_required_native_radio_inside_a_form_less_annotation_can_be_answered(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = (
+        "<crowd-entity-annotation name=\"tags\" labels=\"['noun', 'verb']\" "
+        'text="{{ task.input.text }}"><p>English? '
+        '<label><input type="radio" name="english" value="yes" required> yes</label>'
+        '<label><input type="radio" name="english" value="no" required> no</label>'
+        "</p></crowd-entity-annotation>"
+    )
+    frame = open_task(page, task_host, template, {"text": "Dogs bark."})
+    frame.get_by_label("yes").check()
+    frame.get_by_role("button", name="Submit").click()
+
+    assert submitted(page) == {"tags": {"entities": []}, "english": "yes"}
+
+
+def test_a_value_a_template_script_sets_early_shows_and_reads_back_live(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = (
+        "<crowd-form><crowd-input name='city' label='City'></crowd-input></crowd-form>"
+        "<script>document.querySelector('crowd-input').value = 'Lisbon';</script>"
+    )
+    frame = open_task(page, task_host, template, {}, scripts=True)
+    field = frame.get_by_label("City")
+    assert field.input_value() == "Lisbon"
+    field.fill("Porto")
+    assert frame.locator("crowd-input").evaluate("e => e.value") == "Porto"

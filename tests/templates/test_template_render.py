@@ -203,7 +203,6 @@ def test_public_surface_is_pinned() -> None:
         "render_task_ui",
         "static_dir",
         "task_frame_csp",
-        "template_handler_hashes",
         "template_fields",
     }
 

@@ -277,20 +277,25 @@ HANDLED = """
 
 
 @pytest.mark.parametrize("scripts", [("inline",), ()])
-def test_frame_policy_allows_the_template_own_handler_attributes_with_its_scripts(
+def test_template_handler_attributes_are_served_as_nonce_scripts_only_with_scripts(
     open_site: OpenSite, scripts: tuple[str, ...]
 ) -> None:
     site = open_site(scripts, HANDLED, {"html": "plain"})
     with closing(sign_in(site.web.url, "review", "alice", PASSWORDS["alice"])) as alice:
-        script_src = _directives(alice.get(_next_task(alice)["frameUrl"]))["script-src"]
+        frame = alice.get(_next_task(alice)["frameUrl"])
 
-    allowed = script_src.split()[1:]  # after the nonce
+    assert re.fullmatch(r"'nonce-[^']+'", _directives(frame)["script-src"])
+    nonce = _directives(frame)["script-src"][len("'nonce-") : -1]
+    echo = "onclick=\"say('plain')\""  # built from the input: stays, and is refused
+    assert echo in frame.text
     if scripts:
-        # One hash: the Echo handler is built from the input and stays refused.
-        assert allowed[0] == "'unsafe-hashes'"
-        assert len(allowed) == 2 and allowed[1].startswith("'sha256-")
+        assert re.search(
+            r'<button type="button" data-cl-on-click="[0-9a-f]{16}">', frame.text
+        )
+        assert f'<script nonce="{nonce}">(window.__closedloopHandlers' in frame.text
     else:
-        assert allowed == []
+        assert "onclick=\"document.body.dataset.clicked = 'yes'\"" in frame.text
+        assert "(window.__closedloopHandlers = " not in frame.text
 
 
 def _next_task(client: httpx.Client) -> dict[str, Any]:

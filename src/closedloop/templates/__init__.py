@@ -16,7 +16,6 @@ from closedloop.templates.render import (
     render_task_ui,
     static_dir,
     task_frame_csp,
-    template_handler_hashes,
 )
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "static_dir",
     "task_frame_csp",
     "template_fields",
-    "template_handler_hashes",
 ]
 
 # The engine's hooks; mypy checks that the signatures still fit.

@@ -35,10 +35,11 @@ the host must check ``event.source === iframe.contentWindow``.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
+import html
+import json
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -61,7 +62,6 @@ __all__ = [
     "render_task_ui",
     "static_dir",
     "task_frame_csp",
-    "template_handler_hashes",
 ]
 
 FRAME_PROTOCOL: dict[str, str] = {
@@ -70,7 +70,8 @@ FRAME_PROTOCOL: dict[str, str] = {
     "focus": "closedloop:focus",
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
-_HANDLER_HASH = re.compile(r"'sha256-[A-Za-z0-9+/]{43}='")
+# An event handler attribute inside a start tag: onclick="..." or onclick='...'.
+_HANDLER_ATTRIBUTE = re.compile(r"""(\s)on([A-Za-z]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 # The crowd elements' script, in static/crowd/: later parts use what earlier ones define.
 CROWD_SCRIPT_PARTS = (
@@ -164,7 +165,6 @@ def task_frame_csp(
     *,
     origin: str = "",
     style_origins: Sequence[str] = (),
-    handler_hashes: Sequence[str] = (),
 ) -> str:
     """The Content-Security-Policy header to serve a task page rendered with ``nonce``.
 
@@ -174,18 +174,8 @@ def task_frame_csp(
     written in a template apply (``'unsafe-inline'`` for styles only), and
     stylesheets load from ``style_origins`` too (``CLOSEDLOOP_TEMPLATE_SCRIPTS``);
     nothing in the frame may connect anywhere (no ``connect-src``).
-    ``handler_hashes`` (from :func:`template_handler_hashes`) let the event
-    handler attributes written in the template run, and no others.
     """
     _check_nonce(nonce)
-    for value in handler_hashes:
-        if not _HANDLER_HASH.fullmatch(value):
-            raise ValueError(f"handler hash must look like 'sha256-...'; got {value!r}")
-    handlers = (
-        " 'unsafe-hashes'" + "".join(f" {h}" for h in handler_hashes)
-        if handler_hashes
-        else ""
-    )
     for value in (origin, *style_origins):
         if value and not _ORIGIN.fullmatch(value):
             raise ValueError(
@@ -195,46 +185,12 @@ def task_frame_csp(
     extra = "".join(f" {o}" for o in style_origins)
     return (
         "default-src 'none'; "
-        f"script-src 'nonce-{nonce}'{handlers}; "
+        f"script-src 'nonce-{nonce}'; "
         f"style-src 'self' 'unsafe-inline'{extra}; "
         f"img-src {own} data: blob:; media-src {own} blob:; font-src 'self' data:; "
         "form-action 'none'; base-uri 'none'; frame-ancestors 'self'; "
         "sandbox allow-scripts allow-forms"
     )
-
-
-def template_handler_hashes(template: str) -> tuple[str, ...]:
-    """CSP hashes of the event handler attributes written in ``template`` itself.
-
-    AWS's samples wire buttons with ``onclick="..."``; a nonce cannot allow such
-    attributes, their hashes can (with ``'unsafe-hashes'``). Read from the
-    template's source before Liquid runs, and a handler holding Liquid markup
-    is left out, so no handler text can come from the input. Meant for pages
-    whose template scripts the operator allowed.
-    """
-    reader = _HandlerReader()
-    reader.feed(AWS_ELEMENTS_SCRIPT.sub("", template))
-    reader.close()
-    return tuple(
-        sorted(
-            "'sha256-"
-            + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
-            + "'"
-            for code in reader.handlers
-            if "{{" not in code and "{%" not in code
-        )
-    )
-
-
-class _HandlerReader(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.handlers: set[str] = set()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if name.startswith("on") and value:
-                self.handlers.add(value)
 
 
 def frame_origin(scheme: str, host: str) -> str:
@@ -273,14 +229,14 @@ def render_task_page(
     _check_nonce(nonce)
     template = AWS_ELEMENTS_SCRIPT.sub("", template)
     template = _trust_scripts(template, nonce, template_scripts, script_origins)
+    handlers = ""
+    if template_scripts:
+        template, handlers = _bind_handlers(template, nonce)
     body = render_task_ui(template, input_content, object_url=object_url)
     style, script = _crowd_assets()
     policy = ""
     if embed_policy:
-        hashes = template_handler_hashes(template) if template_scripts else ()
-        rules = task_frame_csp(
-            nonce, style_origins=script_origins, handler_hashes=hashes
-        ).split("; ")
+        rules = task_frame_csp(nonce, style_origins=script_origins).split("; ")
         kept = "; ".join(r for r in rules if not r.startswith(_META_IGNORED))
         policy = f'<meta http-equiv="Content-Security-Policy" content="{kept}">\n'
     return (
@@ -289,7 +245,7 @@ def render_task_page(
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>Task</title>\n<style>\n{style}</style>\n"
         '</head>\n<body class="cl-task">\n'
-        f"{body}\n"
+        f"{body}\n{handlers}"
         f'<script nonce="{nonce}">\n{script}</script>\n'
         "</body>\n</html>\n"
     )
@@ -316,6 +272,68 @@ def _trust_scripts(
         return f'<script nonce="{nonce}"{attributes}>' if ok else match.group(0)
 
     return _SCRIPT_TAG.sub(trusted, template)
+
+
+def _bind_handlers(template: str, nonce: str) -> tuple[str, str]:
+    """Handler attributes written in the template, moved into scripts with the nonce.
+
+    AWS's samples wire buttons with ``onclick="..."``, which a nonce cannot
+    allow. Each such attribute in the template's source becomes
+    ``data-cl-on-EVENT="ID"`` with an ID made for this page, and its code a
+    function in a script of its own; the crowd elements' script binds them.
+    Markup from the input cannot name an ID it never saw, so it can neither
+    carry a handler nor borrow one. A handler holding Liquid markup (its code
+    would come from the input) stays an attribute, which the policy refuses.
+    """
+    finder = _StartTags()
+    finder.feed(template)
+    finder.close()
+    found: list[tuple[str, str, str]] = []
+
+    def rewrite(match: re.Match[str]) -> str:
+        code = html.unescape(next(g for g in match.group(3, 4) if g is not None))
+        lowered = code.lower()
+        if any(mark in code for mark in ("{{", "{%")) or any(
+            bad in lowered for bad in ("</script", "<!--")
+        ):
+            return match.group(0)
+        handler_id = secrets.token_hex(8)
+        found.append((handler_id, match.group(2).lower(), code))
+        return f'{match.group(1)}data-cl-on-{match.group(2).lower()}="{handler_id}"'
+
+    pieces, at = [], 0
+    for start, raw in finder.tags:
+        pieces += [template[at:start], _HANDLER_ATTRIBUTE.sub(rewrite, raw)]
+        at = start + len(raw)
+    pieces.append(template[at:])
+    scripts = "".join(
+        f'<script nonce="{nonce}">(window.__closedloopHandlers = window.'
+        f"__closedloopHandlers || []).push([{json.dumps(handler_id)}, "
+        f"{json.dumps(event)}, function (event) {{\n{code}\n}}]);</script>\n"
+        for handler_id, event, code in found
+    )
+    return "".join(pieces), scripts
+
+
+class _StartTags(HTMLParser):
+    """Where each start tag of a template's source is, and its text."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[int, str]] = []
+        self._line_starts = [0]
+
+    def feed(self, data: str) -> None:
+        self._line_starts = [0] + [i + 1 for i, c in enumerate(data) if c == "\n"]
+        super().feed(data)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        raw = self.get_starttag_text()
+        line, column = self.getpos()
+        if raw:
+            self.tags.append((self._line_starts[line - 1] + column, raw))
+
+    handle_startendtag = handle_starttag
 
 
 def _origin_of(url: str) -> str:

@@ -20,7 +20,6 @@ from closedloop.templates.render import (
     frame_origin,
     render_task_page,
     task_frame_csp,
-    template_handler_hashes,
 )
 from closedloop.web.auth import SignedIn, WebAuth
 from closedloop.web.desk import Desk, TaskView
@@ -134,9 +133,6 @@ class _Review:
             nonce,
             origin=frame_origin(request.url.scheme, request.headers.get("host", "")),
             style_origins=settings.template_script_origins,
-            handler_hashes=template_handler_hashes(content.template)
-            if settings.inline_template_scripts
-            else (),
         )
         return response
 

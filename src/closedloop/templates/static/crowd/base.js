@@ -192,7 +192,12 @@
       if (this._built) return;
       this._built = true;
       this.classList.add("cl-element");
+      // A value a template script set before the element was defined is an own
+      // property that would hide the class's accessor: apply it once built.
+      var early = Object.prototype.hasOwnProperty.call(this, "value") ? [this.value] : null;
+      if (early) delete this.value;
       this.build();
+      if (early) this.value = early[0];
     }
     build() {}
     get fieldName() { return this.getAttribute("name") || ""; }
@@ -296,7 +301,7 @@
         if (!node.required) return;
         var type = (node.getAttribute("type") || "").toLowerCase();
         var empty = type === "checkbox" || type === "radio"
-          ? !form.querySelector('input[name="' + CSS.escape(node.name) + '"]:checked')
+          ? !form.scope('input[name="' + CSS.escape(node.name) + '"]:checked').length
           : node.value === "";
         if (empty && found.indexOf(node.name + " is required") < 0) found.push(node.name + " is required");
       });

@@ -77,5 +77,15 @@
   Object.keys(elements).forEach(function (tag) {
     if (!customElements.get(tag)) customElements.define(tag, elements[tag]);
   });
+  // The template's own handler attributes, which the page moved into scripts with
+  // the nonce: bound to their elements, called as an attribute's code would be.
+  (window.__closedloopHandlers || []).forEach(function (handler) {
+    var selector = "[data-cl-on-" + handler[1] + '="' + handler[0] + '"]';
+    Array.prototype.forEach.call(document.querySelectorAll(selector), function (node) {
+      node.addEventListener(handler[1], function (event) {
+        if (handler[2].call(node, event) === false) event.preventDefault();
+      });
+    });
+  });
   document.documentElement.setAttribute("data-crowd-ready", "");
   document.dispatchEvent(new Event("all-crowd-elements-ready"));
