@@ -7,6 +7,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import pytest
 
 from closedloop.api.batching import StartBatcher
@@ -102,21 +103,21 @@ def test_a_full_queue_refuses_at_once_and_what_it_held_still_starts(
         return engine.loops.start_many(requests)
 
     async def scenario() -> tuple[list[Any], list[ThrottlingError]]:
-        batcher = StartBatcher(start_many, max_queued=2, max_queued_chars=40)
+        batcher = StartBatcher(start_many, max_queued=2, max_queued_bytes=400)
         first = asyncio.ensure_future(batcher.start(_request(flow, "first")))
         await asyncio.get_running_loop().run_in_executor(None, writing.wait, 30)
         refused: list[ThrottlingError] = []
 
-        async def try_start(request: dict[str, Any]) -> None:
+        async def try_start(request: dict[str, Any], size: int | None = None) -> None:
             try:
-                await batcher.start(request)
+                await batcher.start(request, size=size)
             except ThrottlingError as exc:
                 refused.append(exc)
 
         second = asyncio.ensure_future(batcher.start(_request(flow, "second")))
         await asyncio.sleep(0)
         big = '{"text": "' + "x" * 40 + '"}'
-        await try_start(_request(flow, "big", big))  # over the characters' bound
+        await try_start(_request(flow, "big", big), size=300)  # over the bytes' bound
         third = asyncio.ensure_future(batcher.start(_request(flow, "third")))
         await asyncio.sleep(0)
         await try_start(_request(flow, "fourth"))  # over the requests' bound
@@ -128,7 +129,8 @@ def test_a_full_queue_refuses_at_once_and_what_it_held_still_starts(
     assert [r.loop.name for r in started] == ["first", "second", "third"]
     assert len(refused) == 2
     assert all(e.aws_code == "ThrottlingException" for e in refused)
-    assert "1 queued, 2 characters" in refused[0].message
+    second = len(orjson.dumps(_request(flow, "second")))
+    assert f"1 queued, {second} bytes" in refused[0].message
     assert "2 queued" in refused[1].message
     for name in ("fourth", "big"):
         with pytest.raises(ClosedloopError):

@@ -52,7 +52,7 @@ def a2i_router(engine: Engine, auth: AwsAuth) -> APIRouter:
         try:
             body = await read_body(request)
             auth.verify(request, body)
-            started = await starts.start(json_body(body))
+            started = await starts.start(json_body(body), size=len(body))
         except ClosedloopError as exc:
             return aws_error(exc, _JSON)
         return Response(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from fastapi.concurrency import run_in_threadpool
 
 from closedloop.core.loops import StartResult
@@ -30,8 +31,8 @@ class StartBatcher:
     transaction and of its commit is shared by up to ``max_batch`` loops.
     Every caller gets its own outcome: its loop, or the error for its request.
 
-    The queue is bounded by requests and by the characters of input content
-    they hold: past either bound a start is refused at once with
+    The queue is bounded by requests and by the bytes their bodies hold: past
+    either bound a start is refused at once with
     ThrottlingException, which boto3 retries with backoff, instead of the
     server holding more than it can write.
     """
@@ -42,37 +43,45 @@ class StartBatcher:
         *,
         max_batch: int = 128,
         max_queued: int = 4096,
-        max_queued_chars: int = 256 * 1024 * 1024,
+        max_queued_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         for name, value in (
             ("max_batch", max_batch),
             ("max_queued", max_queued),
-            ("max_queued_chars", max_queued_chars),
+            ("max_queued_bytes", max_queued_bytes),
         ):
             if value < 1:
                 raise ValueError(f"{name} must be at least 1; got {value!r}")
         self._start_many = start_many
         self._max_batch = max_batch
         self._max_queued = max_queued
-        self._max_queued_chars = max_queued_chars
-        self._queue: list[tuple[Mapping[str, Any], asyncio.Future[StartResult]]] = []
-        self._queued_chars = 0
+        self._max_queued_bytes = max_queued_bytes
+        self._queue: list[
+            tuple[Mapping[str, Any], asyncio.Future[StartResult], int]
+        ] = []
+        self._queued_bytes = 0
         self._drainer: asyncio.Task[None] | None = None
 
-    async def start(self, request: Mapping[str, Any]) -> StartResult:
-        """Start one loop; returns when the batch holding it has committed."""
-        chars = _input_chars(request)
+    async def start(
+        self, request: Mapping[str, Any], *, size: int | None = None
+    ) -> StartResult:
+        """Start one loop; returns when the batch holding it has committed.
+
+        ``size`` is the request body's length in bytes, where the caller read
+        one; otherwise the request's size as JSON counts.
+        """
+        weight = len(orjson.dumps(request)) if size is None else size
         if (
             len(self._queue) >= self._max_queued
-            or self._queued_chars + chars > self._max_queued_chars
+            or self._queued_bytes + weight > self._max_queued_bytes
         ):
             raise ThrottlingError(
                 f"too many StartHumanLoop requests waiting ({len(self._queue)} "
-                f"queued, {self._queued_chars} characters of input); retry later"
+                f"queued, {self._queued_bytes} bytes); retry later"
             )
         future: asyncio.Future[StartResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        self._queued_chars += chars
+        self._queue.append((request, future, weight))
+        self._queued_bytes += weight
         if self._drainer is None:
             self._drainer = asyncio.create_task(self._drain())
         return await future
@@ -82,17 +91,17 @@ class StartBatcher:
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
-                self._queued_chars -= sum(_input_chars(r) for r, _ in batch)
+                self._queued_bytes -= sum(weight for _, _, weight in batch)
                 await self._write(batch)
         finally:
             self._drainer = None
 
     async def _write(
-        self, batch: list[tuple[Mapping[str, Any], asyncio.Future[StartResult]]]
+        self, batch: list[tuple[Mapping[str, Any], asyncio.Future[StartResult], int]]
     ) -> None:
         try:
-            outcomes = await self._outcomes([request for request, _ in batch])
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
+            outcomes = await self._outcomes([request for request, _, _ in batch])
+            for (_, future, _), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # the caller went away; its loop stands
                     continue
                 if isinstance(outcome, BaseException):
@@ -100,7 +109,7 @@ class StartBatcher:
                 else:
                     future.set_result(outcome)
         except Exception as exc:  # never leave a caller waiting
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
 
@@ -125,12 +134,3 @@ class StartBatcher:
         for request in requests:
             outcomes.extend(await self._outcomes([request]))
         return outcomes
-
-
-def _input_chars(request: Mapping[str, Any]) -> int:
-    """The characters of input content a queued request holds (0 when malformed)."""
-    loop_input = request.get("HumanLoopInput")
-    content = (
-        loop_input.get("InputContent") if isinstance(loop_input, Mapping) else None
-    )
-    return len(content) if isinstance(content, str) else 0
