@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from closedloop.core.context import Context
@@ -27,7 +27,6 @@ from closedloop.store.models_web import LoginAttempt, Operator, WebSession
 
 __all__ = [
     "CLIENT_LOCKOUT_FAILURES",
-    "KNOWN_ADDRESS_WINDOW",
     "LOCKOUT_FAILURES",
     "LOCKOUT_WINDOW",
     "MIN_PASSWORD_LENGTH",
@@ -44,8 +43,6 @@ MAX_PASSWORD_LENGTH = 1024
 LOCKOUT_FAILURES = 5  # per username
 CLIENT_LOCKOUT_FAILURES = 20  # per client address, across usernames
 LOCKOUT_WINDOW = timedelta(minutes=15)
-# A username that signed in from an address this recently is spared that address's limit.
-KNOWN_ADDRESS_WINDOW = timedelta(days=30)
 _USER_LOCKS, _CLIENT_LOCKS = 7_246_002, 7_246_003  # PostgreSQL advisory lock spaces
 REALMS = ("review", "admin")
 _hasher = PasswordHasher()
@@ -122,15 +119,23 @@ class Accounts:
         logger.info("worker password set: %s", name)
 
     def sign_in(
-        self, realm: str, username: str, password: str, client: str | None = None
+        self,
+        realm: str,
+        username: str,
+        password: str,
+        client: str | None = None,
+        *,
+        known_device: bool = False,
     ) -> Principal:
         """The principal for a correct password; raises after too many failures.
 
         Failures count per username (so one account cannot be guessed at) and,
         when ``client`` (the caller's address) is known, per address across
         usernames (so one caller cannot try a few passwords on every account).
-        The address limit spares usernames that have signed in from that address
-        before: behind a shared proxy, one guesser must not lock everyone out.
+        The address limit spares a username when ``known_device`` says the
+        browser holds proof (a signed cookie) of an earlier sign-in of it:
+        behind a shared proxy, one guesser must not lock everyone out, and a
+        caller without that proof gets the same refusal for every username.
 
         The attempt is written down as a failure before the password is checked
         and turned into a success after, so parallel guesses meet the limits
@@ -138,7 +143,7 @@ class Accounts:
         """
         username = username.strip()[:128]
         client = client_key(client) if client else None
-        attempt = self._reserve(realm, username, client)
+        attempt = self._reserve(realm, username, client, known_device)
         found = self._lookup(realm, username)
         stored = found[1] if found else _DUMMY_HASH
         ok = _verify(stored, password[:MAX_PASSWORD_LENGTH]) and found is not None
@@ -154,7 +159,9 @@ class Accounts:
         logger.info("signed in to %s: %s", realm, username)
         return Principal(realm, found[0], username)
 
-    def _reserve(self, realm: str, username: str, client: str | None) -> int:
+    def _reserve(
+        self, realm: str, username: str, client: str | None, known_device: bool
+    ) -> int:
         """Check both limits and write the attempt down, in one write transaction."""
         now = self._ctx.clock()
         since = now - LOCKOUT_WINDOW
@@ -163,13 +170,7 @@ class Accounts:
             self._serialize(session, f"{realm}/{username}", client)
             session.execute(
                 delete(LoginAttempt).where(
-                    or_(
-                        LoginAttempt.attempted_at < now - KNOWN_ADDRESS_WINDOW,
-                        and_(
-                            LoginAttempt.succeeded.is_(False),
-                            LoginAttempt.attempted_at < now - 2 * LOCKOUT_WINDOW,
-                        ),
-                    )
+                    LoginAttempt.attempted_at < now - 2 * LOCKOUT_WINDOW
                 )
             )
             failures = _recent_failures(session, realm, username, since)
@@ -181,9 +182,7 @@ class Accounts:
                 )
             if client is not None:
                 failures = _client_failures(session, client, since)
-                if failures >= CLIENT_LOCKOUT_FAILURES and not _known_from(
-                    session, realm, username, client, now - KNOWN_ADDRESS_WINDOW
-                ):
+                if failures >= CLIENT_LOCKOUT_FAILURES and not known_device:
                     logger.info(
                         "sign-in refused from %s: %d failures", client, failures
                     )
@@ -287,20 +286,6 @@ def _client_failures(session: Session, client: str, since: datetime) -> int:
         LoginAttempt.attempted_at > since,
     )
     return int(session.scalar(query) or 0)
-
-
-def _known_from(
-    session: Session, realm: str, username: str, client: str, since: datetime
-) -> bool:
-    """Whether this username has signed in from this address since ``since``."""
-    query = select(LoginAttempt.id).where(
-        LoginAttempt.realm == realm,
-        LoginAttempt.username == username,
-        LoginAttempt.client == client,
-        LoginAttempt.succeeded.is_(True),
-        LoginAttempt.attempted_at > since,
-    )
-    return session.scalar(query.limit(1)) is not None
 
 
 def _verify(stored: str, password: str) -> bool:

@@ -96,12 +96,14 @@ class WebAuth:
                     "the sign-in form has expired or was not sent from this site; reload it"
                 )
             try:
+                known = self.sessions.known_on_device(request, realm)
                 principal = await run_in_threadpool(
                     self.accounts.sign_in,
                     realm,
                     username,
                     password,
                     request.client.host if request.client else None,
+                    known_device=username.strip() in known,
                 )
             except TooManyAttemptsError as exc:
                 return self._login_page(request, realm, exc.message, 429, username)
@@ -109,6 +111,7 @@ class WebAuth:
                 return self._login_page(request, realm, exc.message, 401, username)
             response = Response(status_code=303, headers={"location": f"/{realm}/"})
             self.sessions.start(response, realm, principal.id)
+            self.sessions.remember_device(request, response, realm, principal.name)
             return response
 
         @router.post(f"/{realm}/logout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -9,9 +10,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from fastapi import Request
 from fastapi.responses import Response
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadSignature, Signer, TimestampSigner
 from sqlalchemy import delete, select
 
 from closedloop.core.context import Context
@@ -21,11 +23,13 @@ from closedloop.store.models_web import WebSecret, WebSession
 __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
+    "DEVICE_LIFETIME",
     "SESSION_LIFETIME",
     "SessionData",
     "Sessions",
     "cookie_name",
     "csrf_matches",
+    "device_cookie_name",
     "login_cookie_name",
     "same_origin",
     "stored_key",
@@ -33,6 +37,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 SESSION_LIFETIME = timedelta(hours=12)
+# How long a browser is remembered for the usernames that signed in with it.
+DEVICE_LIFETIME = timedelta(days=30)
+_DEVICE_NAMES = 8  # usernames one browser remembers, newest first
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 _KEY_NAME = "session-signing"
@@ -53,13 +60,19 @@ def login_cookie_name(realm: str) -> str:
     return f"closedloop_{realm}_login"
 
 
+def device_cookie_name(realm: str) -> str:
+    return f"closedloop_{realm}_device"
+
+
 class Sessions:
     """Creates, reads and ends sessions; the cookie holds a signed random id."""
 
     def __init__(self, ctx: Context, *, secure_cookies: bool) -> None:
         self._ctx = ctx
         self._secure = secure_cookies
-        self._signer = Signer(stored_key(ctx, _KEY_NAME), salt="closedloop.web.session")
+        key = stored_key(ctx, _KEY_NAME)
+        self._signer = Signer(key, salt="closedloop.web.session")
+        self._devices = TimestampSigner(key, salt="closedloop.web.device")
 
     def start(self, response: Response, realm: str, principal_id: int) -> None:
         """Record a new session and set its cookie on ``response``."""
@@ -112,6 +125,44 @@ class Sessions:
     def check_login_token(self, request: Request, realm: str, sent: str) -> bool:
         expected = self._unsign(request.cookies.get(login_cookie_name(realm)))
         return expected is not None and hmac.compare_digest(expected, sent)
+
+    def known_on_device(self, request: Request, realm: str) -> tuple[str, ...]:
+        """The usernames that signed in to ``realm`` from this browser lately.
+
+        Kept in a signed cookie, so a caller that never signed in cannot claim
+        one: the per-address sign-in limit spares these usernames.
+        """
+        value = request.cookies.get(device_cookie_name(realm))
+        if not value:
+            return ()
+        try:
+            raw = self._devices.unsign(
+                value.encode(), max_age=int(DEVICE_LIFETIME.total_seconds())
+            )
+            names = orjson.loads(base64.urlsafe_b64decode(raw))
+        except (BadSignature, ValueError, orjson.JSONDecodeError):
+            return ()
+        if not isinstance(names, list):
+            return ()
+        return tuple(n for n in names if isinstance(n, str))[:_DEVICE_NAMES]
+
+    def remember_device(
+        self, request: Request, response: Response, realm: str, username: str
+    ) -> None:
+        """Add ``username`` to this browser's signed list of recent sign-ins."""
+        names = [username] + [
+            n for n in self.known_on_device(request, realm) if n != username
+        ]
+        raw = base64.urlsafe_b64encode(orjson.dumps(names[:_DEVICE_NAMES]))
+        response.set_cookie(
+            device_cookie_name(realm),
+            self._devices.sign(raw).decode(),
+            max_age=int(DEVICE_LIFETIME.total_seconds()),
+            path=f"/{realm}",
+            secure=self._secure,
+            httponly=True,
+            samesite="lax",
+        )
 
     def _set_cookie(
         self, response: Response, name: str, value: str, realm: str
