@@ -79,7 +79,7 @@
       else if (/^[A-Za-z_$]/.test(token) && !Object.prototype.hasOwnProperty.call(LOOSE_WORDS, token)) return null;
       else out.push(token);
     }
-    return out.join("");
+    return out.join(" ");  // "[1 2]" stays two tokens, and so fails as JSON
   }
 
   // exclusion-category is written as a JS object literal ({ text: 'None of the above' }):
