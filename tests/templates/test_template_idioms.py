@@ -296,7 +296,8 @@ def test_handler_attributes_become_nonce_scripts_only_when_scripts_are_allowed()
 
     assert 'onclick="markPlayed()"' not in on
     assert re.search(r'<crowd-button data-cl-on-click="[0-9a-f]{16}">', on)
-    assert "function (event) {\nmarkPlayed()\n}" in on
+    assert "with (this) {\nmarkPlayed()\n} }]);</script>" in on
+    assert '<script nonce="n0nce-n0nce">var __closedloopHandlers = [];</script>' in on
     # The handler built from the input stays an attribute, which the policy refuses.
     assert "onclick=\"document.getElementById('status').textContent = 'x'\"" in on
     assert 'onclick="markPlayed()"' in off and 'data-cl-on-click="' not in off
@@ -331,3 +332,51 @@ def test_a_value_a_template_script_sets_early_shows_and_reads_back_live(
     assert field.input_value() == "Lisbon"
     field.fill("Porto")
     assert frame.locator("crowd-input").evaluate("e => e.value") == "Porto"
+
+
+@pytest.mark.parametrize("scripts", [True, False])
+def test_input_naming_an_element_after_the_handler_list_breaks_nothing(
+    page: Any, task_host: TaskHost, scripts: bool
+) -> None:
+    template = fixture("play-clip.liquid.html").replace(
+        "</crowd-form>",
+        "<div>{{ task.input.html | skip_autoescape }}</div></crowd-form>",
+    )
+    clobber = {"word": "x", "html": "<b id='__closedloopHandlers'>bold</b>"}
+    frame = open_task(page, task_host, template, clobber, scripts=scripts)
+    frame.get_by_role("button", name="Play the clip").click()
+    assert frame.locator("#status").inner_text() == (
+        "played" if scripts else "not played"
+    )
+    frame.get_by_label("What is said in the clip?").fill("hello")
+    page.keyboard.press("Enter")
+    assert submitted(page) == {"transcript": "hello"}
+
+
+def test_handlers_in_any_attribute_spelling_run_with_an_attribute_scope(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = """<crowd-form>
+      <p id="log">start</p>
+      <input name="city" onchange="log.textContent = 'city ' + value">
+      <button type="button" ONCLICK="log.textContent = 'upper'">Upper</button>
+      <button type="button" onclick=bare()>Bare</button>
+      <button type="button" title="say onclick='nope()' here" id="quoted">Quoted</button>
+      <textarea name="notes"><b onclick="nope()">kept as text</b></textarea>
+    </crowd-form>
+    <script>function bare() { log.textContent = "bare"; }</script>"""
+    frame = open_task(page, task_host, template, {}, scripts=True)
+    log = frame.locator("#log")
+    frame.locator("input[name=city]").fill("Oslo")
+    frame.locator("input[name=city]").press("Tab")
+    assert log.inner_text() == "city Oslo"
+    frame.get_by_role("button", name="Upper").click()
+    assert log.inner_text() == "upper"
+    frame.get_by_role("button", name="Bare").click()
+    assert log.inner_text() == "bare"
+    assert (
+        frame.locator("#quoted").get_attribute("title") == "say onclick='nope()' here"
+    )
+    assert frame.locator("textarea").input_value() == (
+        '<b onclick="nope()">kept as text</b>'
+    )

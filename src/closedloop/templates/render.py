@@ -71,7 +71,23 @@ FRAME_PROTOCOL: dict[str, str] = {
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
 # An event handler attribute inside a start tag: onclick="..." or onclick='...'.
-_HANDLER_ATTRIBUTE = re.compile(r"""(\s)on([A-Za-z]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# A start tag's name, then its attributes one at a time, as a browser reads them.
+_TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
+_ATTRIBUTE = re.compile(
+    r"""([\s/]*)([^\s"'>/=]+)(?:(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+)
+# Events whose handler attributes a template may write (onclick, onchange, ...).
+_HANDLER_EVENTS = frozenset(
+    """abort animationend auxclick beforeinput blur canplay canplaythrough change click
+    contextmenu copy cut dblclick drag dragend dragenter dragleave dragover dragstart
+    drop durationchange ended error focus focusin focusout input invalid keydown
+    keypress keyup load loadeddata loadedmetadata loadstart mousedown mouseenter
+    mouseleave mousemove mouseout mouseover mouseup paste pause play playing
+    pointercancel pointerdown pointerenter pointerleave pointermove pointerout
+    pointerover pointerup progress ratechange reset resize scroll search seeked seeking
+    select selectionchange stalled submit suspend timeupdate toggle touchcancel
+    touchend touchmove touchstart transitionend volumechange waiting wheel""".split()  # noqa: SIM905
+)
 _ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 # The crowd elements' script, in static/crowd/: later parts use what earlier ones define.
 CROWD_SCRIPT_PARTS = (
@@ -280,60 +296,105 @@ def _bind_handlers(template: str, nonce: str) -> tuple[str, str]:
     AWS's samples wire buttons with ``onclick="..."``, which a nonce cannot
     allow. Each such attribute in the template's source becomes
     ``data-cl-on-EVENT="ID"`` with an ID made for this page, and its code a
-    function in a script of its own; the crowd elements' script binds them.
-    Markup from the input cannot name an ID it never saw, so it can neither
-    carry a handler nor borrow one. A handler holding Liquid markup (its code
+    function in a script of its own, run with the scope an attribute's code
+    has (the element, its form, the document); the crowd elements' script
+    binds them. Input cannot add a handler, since only the template's source
+    is read and an ID is never seen before the page is; like anything a
+    template prints with ``skip_autoescape``, though, input markup next to a
+    tag can still change that tag. A handler holding Liquid markup (its code
     would come from the input) stays an attribute, which the policy refuses.
     """
     finder = _StartTags()
     finder.feed(template)
     finder.close()
     found: list[tuple[str, str, str]] = []
-
-    def rewrite(match: re.Match[str]) -> str:
-        code = html.unescape(next(g for g in match.group(3, 4) if g is not None))
-        lowered = code.lower()
-        if any(mark in code for mark in ("{{", "{%")) or any(
-            bad in lowered for bad in ("</script", "<!--")
-        ):
-            return match.group(0)
-        handler_id = secrets.token_hex(8)
-        found.append((handler_id, match.group(2).lower(), code))
-        return f'{match.group(1)}data-cl-on-{match.group(2).lower()}="{handler_id}"'
-
     pieces, at = [], 0
     for start, raw in finder.tags:
-        pieces += [template[at:start], _HANDLER_ATTRIBUTE.sub(rewrite, raw)]
+        pieces += [template[at:start], _rewrite_handlers(raw, found)]
         at = start + len(raw)
     pieces.append(template[at:])
     scripts = "".join(
-        f'<script nonce="{nonce}">(window.__closedloopHandlers = window.'
-        f"__closedloopHandlers || []).push([{json.dumps(handler_id)}, "
-        f"{json.dumps(event)}, function (event) {{\n{code}\n}}]);</script>\n"
+        f'<script nonce="{nonce}">__closedloopHandlers.push([{json.dumps(handler_id)}, '
+        f"{json.dumps(event)}, function (event) {{ with (document) with (this.form || {{}}) "
+        f"with (this) {{\n{code}\n}} }}]);</script>\n"
         for handler_id, event, code in found
     )
-    return "".join(pieces), scripts
+    # A declared variable, so an element the input names __closedloopHandlers
+    # cannot stand in for the list.
+    prelude = f'<script nonce="{nonce}">var __closedloopHandlers = [];</script>\n'
+    return "".join(pieces), prelude + scripts if found else ""
+
+
+def _rewrite_handlers(raw: str, found: list[tuple[str, str, str]]) -> str:
+    """One start tag with its handler attributes swapped for ``data-cl-on-*`` ids.
+
+    The attributes are read one after the other, as a browser reads them, so
+    text inside another attribute's value is never taken for a handler.
+    """
+    opening = _TAG_NAME.match(raw)
+    if opening is None:
+        return raw
+    out, at = [raw[: opening.end()]], opening.end()
+    while (attribute := _ATTRIBUTE.match(raw, at)) is not None and attribute.end() > at:
+        at = attribute.end()
+        lead, name, _equals, value = attribute.group(1, 2, 3, 4)
+        event = name.lower()[2:] if name.lower().startswith("on") else ""
+        quoted = bool(value) and value[0] in "\"'" and value[-1] == value[0]
+        code = html.unescape(value[1:-1] if quoted else value or "")
+        if (
+            event not in _HANDLER_EVENTS
+            or not code
+            or any(mark in code for mark in ("{{", "{%"))
+            or any(bad in code.lower() for bad in ("</script", "<!--"))
+        ):
+            out.append(attribute.group(0))
+            continue
+        handler_id = secrets.token_hex(8)
+        found.append((handler_id, event, code))
+        out.append(f'{lead or " "}data-cl-on-{event}="{handler_id}"')
+    out.append(raw[at:])
+    return "".join(out)
 
 
 class _StartTags(HTMLParser):
-    """Where each start tag of a template's source is, and its text."""
+    """Where each start tag of a template's source is, and its text.
+
+    Text of ``textarea``, ``title`` and ``noscript`` is text to a browser,
+    whatever tags it seems to hold, so tags inside them are passed over.
+    """
+
+    _TEXT_ONLY = ("textarea", "title", "noscript")
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[int, str]] = []
         self._line_starts = [0]
+        self._inside: str | None = None
 
     def feed(self, data: str) -> None:
         self._line_starts = [0] + [i + 1 for i, c in enumerate(data) if c == "\n"]
         super().feed(data)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._inside is not None:
+            return
         raw = self.get_starttag_text()
         line, column = self.getpos()
         if raw:
             self.tags.append((self._line_starts[line - 1] + column, raw))
+        if tag in self._TEXT_ONLY and not (raw or "").rstrip().endswith("/>"):
+            self._inside = tag
 
-    handle_startendtag = handle_starttag
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._inside is None:
+            raw = self.get_starttag_text()
+            line, column = self.getpos()
+            if raw:
+                self.tags.append((self._line_starts[line - 1] + column, raw))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._inside:
+            self._inside = None
 
 
 def _origin_of(url: str) -> str:

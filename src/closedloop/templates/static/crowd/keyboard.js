@@ -79,13 +79,19 @@
   });
   // The template's own handler attributes, which the page moved into scripts with
   // the nonce: bound to their elements, called as an attribute's code would be.
-  (window.__closedloopHandlers || []).forEach(function (handler) {
-    var selector = "[data-cl-on-" + handler[1] + '="' + handler[0] + '"]';
-    Array.prototype.forEach.call(document.querySelectorAll(selector), function (node) {
-      node.addEventListener(handler[1], function (event) {
-        if (handler[2].call(node, event) === false) event.preventDefault();
+  // Whatever the page holds, the elements still say they are ready.
+  try {
+    var handlers = Array.isArray(window.__closedloopHandlers) ? window.__closedloopHandlers : [];
+    handlers.forEach(function (handler) {
+      var selector = "[data-cl-on-" + handler[1] + '="' + handler[0] + '"]';
+      Array.prototype.forEach.call(document.querySelectorAll(selector), function (node) {
+        node.addEventListener(handler[1], function (event) {
+          if (handler[2].call(node, event) === false) event.preventDefault();
+        });
       });
     });
-  });
+  } catch (error) {
+    window.setTimeout(function () { throw error; });
+  }
   document.documentElement.setAttribute("data-crowd-ready", "");
   document.dispatchEvent(new Event("all-crowd-elements-ready"));
