@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -178,6 +180,38 @@ def test_the_address_limit_spares_browsers_that_signed_in_before_and_no_one_else
         base_url=web.url, cookies={"closedloop_review_device": "e30.x.y"}
     )
     assert _login(forged, "review", "alice", PASSWORDS["alice"]).status_code == 429
+
+
+def test_the_device_cookie_names_no_one_stays_in_its_realm_and_expires(
+    web: WebServer, engine: Engine
+) -> None:
+    Accounts(engine.ctx).create_operator("alice", PASSWORDS["alice"])
+    now = engine.ctx.clock
+    old = httpx.Client(base_url=web.url)
+    engine.ctx.clock = lambda: now() - timedelta(days=31)
+    try:
+        assert _login(old, "review", "alice", PASSWORDS["alice"]).status_code == 303
+    finally:
+        engine.ctx.clock = now
+    recent = httpx.Client(base_url=web.url)
+    assert _login(recent, "review", "alice", PASSWORDS["alice"]).status_code == 303
+    cookie = recent.cookies["closedloop_review_device"]
+    payload = base64.urlsafe_b64decode(cookie.rsplit(".", 1)[0].encode())
+    assert b"alice" not in payload and b"alice" not in cookie.encode()
+
+    guesser = httpx.Client(base_url=web.url)
+    for i in range(CLIENT_LOCKOUT_FAILURES):
+        _login(guesser, "review", f"guess-{i % 4}", "guessing-wrong-1")
+
+    as_admin = httpx.Client(
+        base_url=web.url, cookies={"closedloop_admin_device": cookie}
+    )
+    assert _login(as_admin, "admin", "alice", PASSWORDS["alice"]).status_code == 429
+    expired = {"closedloop_review_device": old.cookies["closedloop_review_device"]}
+    stale = httpx.Client(base_url=web.url, cookies=expired)
+    assert _login(stale, "review", "alice", PASSWORDS["alice"]).status_code == 429
+    fresh = httpx.Client(base_url=web.url, cookies={"closedloop_review_device": cookie})
+    assert _login(fresh, "review", "alice", PASSWORDS["alice"]).status_code == 303
 
 
 def test_a_known_browser_still_meets_the_per_username_limit(

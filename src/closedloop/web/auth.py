@@ -96,14 +96,14 @@ class WebAuth:
                     "the sign-in form has expired or was not sent from this site; reload it"
                 )
             try:
-                known = self.sessions.known_on_device(request, realm)
+                known = self.sessions.knows_device(request, realm, username.strip())
                 principal = await run_in_threadpool(
                     self.accounts.sign_in,
                     realm,
                     username,
                     password,
                     request.client.host if request.client else None,
-                    known_device=username.strip() in known,
+                    known_device=known,
                 )
             except TooManyAttemptsError as exc:
                 return self._login_page(request, realm, exc.message, 429, username)

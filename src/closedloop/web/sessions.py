@@ -9,11 +9,12 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
-from itsdangerous import BadSignature, Signer, TimestampSigner
+from itsdangerous import BadSignature, Signer
 from sqlalchemy import delete, select
 
 from closedloop.core.context import Context
@@ -72,7 +73,7 @@ class Sessions:
         self._secure = secure_cookies
         key = stored_key(ctx, _KEY_NAME)
         self._signer = Signer(key, salt="closedloop.web.session")
-        self._devices = TimestampSigner(key, salt="closedloop.web.device")
+        self._device_key = hmac.new(key, b"closedloop.web.device", "sha256").digest()
 
     def start(self, response: Response, realm: str, principal_id: int) -> None:
         """Record a new session and set its cookie on ``response``."""
@@ -126,43 +127,65 @@ class Sessions:
         expected = self._unsign(request.cookies.get(login_cookie_name(realm)))
         return expected is not None and hmac.compare_digest(expected, sent)
 
-    def known_on_device(self, request: Request, realm: str) -> tuple[str, ...]:
-        """The usernames that signed in to ``realm`` from this browser lately.
+    def knows_device(self, request: Request, realm: str, username: str) -> bool:
+        """Whether this browser signed in to ``realm`` as ``username`` lately.
 
-        Kept in a signed cookie, so a caller that never signed in cannot claim
-        one: the per-address sign-in limit spares these usernames.
+        The per-address sign-in limit spares such a browser. The proof is a
+        signed cookie of keyed digests with a time each, so it cannot be made
+        up, moved to the other realm, or read for the usernames it stands for.
         """
-        value = request.cookies.get(device_cookie_name(realm))
-        if not value:
-            return ()
-        try:
-            raw = self._devices.unsign(
-                value.encode(), max_age=int(DEVICE_LIFETIME.total_seconds())
-            )
-            names = orjson.loads(base64.urlsafe_b64decode(raw))
-        except (BadSignature, ValueError, orjson.JSONDecodeError):
-            return ()
-        if not isinstance(names, list):
-            return ()
-        return tuple(n for n in names if isinstance(n, str))[:_DEVICE_NAMES]
+        digest = self._device_digest(realm, username)
+        return any(entry[0] == digest for entry in self._device_entries(request, realm))
 
     def remember_device(
         self, request: Request, response: Response, realm: str, username: str
     ) -> None:
-        """Add ``username`` to this browser's signed list of recent sign-ins."""
-        names = [username] + [
-            n for n in self.known_on_device(request, realm) if n != username
+        """Note in this browser's cookie that it signed in as ``username``."""
+        digest = self._device_digest(realm, username)
+        now = int(self._ctx.clock().timestamp())
+        entries = [[digest, now]] + [
+            entry
+            for entry in self._device_entries(request, realm)
+            if entry[0] != digest
         ]
-        raw = base64.urlsafe_b64encode(orjson.dumps(names[:_DEVICE_NAMES]))
+        raw = base64.urlsafe_b64encode(orjson.dumps(entries[:_DEVICE_NAMES]))
         response.set_cookie(
             device_cookie_name(realm),
-            self._devices.sign(raw).decode(),
+            self._device_signer(realm).sign(raw).decode(),
             max_age=int(DEVICE_LIFETIME.total_seconds()),
             path=f"/{realm}",
             secure=self._secure,
             httponly=True,
             samesite="lax",
         )
+
+    def _device_entries(self, request: Request, realm: str) -> list[list[Any]]:
+        """The cookie's [digest, signed-in time] pairs that are still fresh."""
+        value = request.cookies.get(device_cookie_name(realm))
+        if not value:
+            return []
+        try:
+            raw = self._device_signer(realm).unsign(value.encode())
+            entries = orjson.loads(base64.urlsafe_b64decode(raw))
+        except (BadSignature, ValueError, orjson.JSONDecodeError):
+            return []
+        oldest = self._ctx.clock().timestamp() - DEVICE_LIFETIME.total_seconds()
+        return [
+            entry
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, list)
+            and len(entry) == 2
+            and isinstance(entry[0], str)
+            and isinstance(entry[1], int)
+            and entry[1] > oldest
+        ][:_DEVICE_NAMES]
+
+    def _device_signer(self, realm: str) -> Signer:
+        return Signer(self._device_key, salt=f"closedloop.web.device.{realm}")
+
+    def _device_digest(self, realm: str, username: str) -> str:
+        message = f"{realm}\0{username}".encode()
+        return hmac.new(self._device_key, message, hashlib.sha256).hexdigest()[:32]
 
     def _set_cookie(
         self, response: Response, name: str, value: str, realm: str
