@@ -149,7 +149,11 @@ def test_a_lease_that_lapses_while_the_page_is_open_is_said_and_not_answered(
     page.clock.install()
     _lapse_lease(kit.engine, task_id)
     page.keyboard.press("1")
-    page.keyboard.press("Enter")
+    # The refused answer makes the page claim again; the countdown below must
+    # start from that claim's lease, so wait for it to be shown.
+    with page.expect_response(lambda r: r.url.endswith("/review/api/tasks/next")):
+        page.keyboard.press("Enter")
+    page.wait_for_timeout(200)
     expect(page.locator("#notice")).to_contain_text("expired")
     assert page.inner_text("#done-count") == "0"
     assert all(
