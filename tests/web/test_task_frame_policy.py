@@ -292,10 +292,10 @@ def test_template_handler_attributes_are_served_as_nonce_scripts_only_with_scrip
         assert re.search(
             r'<button type="button" data-cl-on-click="[0-9a-f]{16}">', frame.text
         )
-        assert f'<script nonce="{nonce}">(window.__closedloopHandlers' in frame.text
+        assert f'<script nonce="{nonce}">__closedloopHandlers.push(' in frame.text
     else:
         assert "onclick=\"document.body.dataset.clicked = 'yes'\"" in frame.text
-        assert "(window.__closedloopHandlers = " not in frame.text
+        assert "__closedloopHandlers.push(" not in frame.text
 
 
 def _next_task(client: httpx.Client) -> dict[str, Any]:
