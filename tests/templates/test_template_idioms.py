@@ -380,3 +380,19 @@ def test_handlers_in_any_attribute_spelling_run_with_an_attribute_scope(
     assert frame.locator("textarea").input_value() == (
         '<b onclick="nope()">kept as text</b>'
     )
+
+
+def test_input_naming_elements_after_document_methods_breaks_nothing(
+    page: Any, task_host: TaskHost
+) -> None:
+    template = (
+        "<crowd-form><crowd-input name='city' label='City'></crowd-input>"
+        "{{ task.input.html | skip_autoescape }}</crowd-form>"
+    )
+    names = ["querySelector", "querySelectorAll", "createElement", "addEventListener"]
+    clobber = "".join(f"<img name='{n}' src='/img/{n}.png' alt=''>" for n in names)
+    frame = open_task(page, task_host, template, {"html": clobber})
+    frame.get_by_label("City").fill("Oslo")
+    page.keyboard.press("Enter")
+
+    assert submitted(page) == {"city": "Oslo"}

@@ -54,12 +54,12 @@
     // through a slot; the page's styles are copied in for what templates move there.
     makeOwnForm() {
       var root = this.attachShadow({ mode: "open" });
-      Array.prototype.forEach.call(document.querySelectorAll("style, link[rel~=stylesheet]"), function (sheet) {
+      Array.prototype.forEach.call(doc.querySelectorAll("style, link[rel~=stylesheet]"), function (sheet) {
         root.appendChild(sheet.cloneNode(true));
       });
-      var form = document.createElement("crowd-form");
+      var form = doc.createElement("crowd-form");
       form.owner = this;
-      form.appendChild(document.createElement("slot"));
+      form.appendChild(doc.createElement("slot"));
       root.appendChild(form);
       this.ownForm = form;
     }
@@ -70,7 +70,7 @@
       this.takeSelection();
     }
     offsetOf(node, offset) {
-      var walker = document.createTreeWalker(this._view, NodeFilter.SHOW_TEXT);
+      var walker = doc.createTreeWalker(this._view, NodeFilter.SHOW_TEXT);
       var total = 0;
       while (walker.nextNode()) {
         if (walker.currentNode === node) return total + offset;
@@ -101,7 +101,7 @@
       this._view.textContent = "";
       this._list.textContent = "";
       this._entities.forEach(function (entity, index) {
-        if (entity.startOffset > at) self._view.appendChild(document.createTextNode(self._text.slice(at, entity.startOffset)));
+        if (entity.startOffset > at) self._view.appendChild(doc.createTextNode(self._text.slice(at, entity.startOffset)));
         self._view.appendChild(el("mark", { className: "cl-entity", "data-label": entity.label,
           text: self._text.slice(entity.startOffset, entity.endOffset) }));
         at = entity.endOffset;
@@ -110,7 +110,7 @@
           self.paint();
         }));
       });
-      if (at < this._text.length) this._view.appendChild(document.createTextNode(this._text.slice(at)));
+      if (at < this._text.length) this._view.appendChild(doc.createTextNode(this._text.slice(at)));
       paintPicker(this._picker, this._current);
     }
     answerValue() {

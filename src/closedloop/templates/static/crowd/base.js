@@ -21,8 +21,34 @@
 
   // ---------------------------------------------------------------- helpers
 
+  // The document's methods, taken from their prototypes: markup from the input
+  // may name elements after them (<img name="querySelector">), which hides them
+  // on document itself.
+  function docMethod(owner, name) {
+    var method = owner.prototype[name];
+    return function () { return method.apply(document, arguments); };
+  }
+
+  function docGetter(name) {
+    var getter = Object.getOwnPropertyDescriptor(Document.prototype, name).get;
+    return function () { return getter.call(document); };
+  }
+
+  var doc = {
+    querySelector: docMethod(Document, "querySelector"),
+    querySelectorAll: docMethod(Document, "querySelectorAll"),
+    createElement: docMethod(Document, "createElement"),
+    createElementNS: docMethod(Document, "createElementNS"),
+    createTextNode: docMethod(Document, "createTextNode"),
+    createTreeWalker: docMethod(Document, "createTreeWalker"),
+    addEventListener: docMethod(EventTarget, "addEventListener"),
+    dispatchEvent: docMethod(EventTarget, "dispatchEvent"),
+    activeElement: docGetter("activeElement"),
+    documentElement: docGetter("documentElement"),
+  };
+
   function el(tag, attrs, children) {
-    var node = document.createElement(tag);
+    var node = doc.createElement(tag);
     Object.keys(attrs || {}).forEach(function (key) {
       if (key === "text") node.textContent = attrs[key];
       else if (key === "className") node.className = attrs[key];
@@ -30,13 +56,13 @@
         node.setAttribute(key, attrs[key] === true ? "" : attrs[key]);
     });
     (children || []).forEach(function (child) {
-      if (child) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+      if (child) node.appendChild(typeof child === "string" ? doc.createTextNode(child) : child);
     });
     return node;
   }
 
   function svgEl(tag, attrs) {
-    var node = document.createElementNS(SVG, tag);
+    var node = doc.createElementNS(SVG, tag);
     Object.keys(attrs).forEach(function (key) { node.setAttribute(key, attrs[key]); });
     return node;
   }
@@ -164,9 +190,9 @@
   }
 
   function pageForm() {
-    var form = document.querySelector("crowd-form");
+    var form = doc.querySelector("crowd-form");
     if (form) return form;
-    var owner = document.querySelector("crowd-entity-annotation");
+    var owner = doc.querySelector("crowd-entity-annotation");
     return owner && owner.ownForm ? owner.ownForm : null;
   }
 

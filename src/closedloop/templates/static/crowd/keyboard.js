@@ -5,17 +5,17 @@
     var candidates = form.scope("*").filter(function (node) {
       return typeof node.crowdPickLabel === "function";
     });
-    var focused = candidates.filter(function (node) { return node.contains(document.activeElement); });
+    var focused = candidates.filter(function (node) { return node.contains(doc.activeElement()); });
     return focused[0] || candidates.filter(function (node) { return node === activeAnnotator.last; })[0] || candidates[0];
   }
 
-  document.addEventListener("pointerdown", function (event) {
+  doc.addEventListener("pointerdown", function (event) {
     var node = event.target && event.target.closest ? event.target.closest("*") : null;
     while (node && typeof node.crowdPickLabel !== "function") node = node.parentElement;
     if (node) activeAnnotator.last = node;
   }, true);
 
-  document.addEventListener("keydown", function (event) {
+  doc.addEventListener("keydown", function (event) {
     var form = pageForm();
     if (!form || event.altKey || event.metaKey || event.isComposing) return;
     // Inside a shadow root the event's target is its host; the path names the field.
@@ -84,7 +84,7 @@
     var handlers = Array.isArray(window.__closedloopHandlers) ? window.__closedloopHandlers : [];
     handlers.forEach(function (handler) {
       var selector = "[data-cl-on-" + handler[1] + '="' + handler[0] + '"]';
-      Array.prototype.forEach.call(document.querySelectorAll(selector), function (node) {
+      Array.prototype.forEach.call(doc.querySelectorAll(selector), function (node) {
         node.addEventListener(handler[1], function (event) {
           if (handler[2].call(node, event) === false) event.preventDefault();
         });
@@ -93,5 +93,5 @@
   } catch (error) {
     window.setTimeout(function () { throw error; });
   }
-  document.documentElement.setAttribute("data-crowd-ready", "");
-  document.dispatchEvent(new Event("all-crowd-elements-ready"));
+  doc.documentElement().setAttribute("data-crowd-ready", "");
+  doc.dispatchEvent(new Event("all-crowd-elements-ready"));
