@@ -46,11 +46,14 @@ def engine(settings: Settings, clock: Clock) -> Iterator[Engine]:
     engine.close()
 
 
-def _flow(engine: Engine, task_count: int = 1, **config: int) -> str:
+CHECKBOX_UI = '<crowd-form><crowd-checkbox name="ok"></crowd-checkbox></crowd-form>'
+
+
+def _flow(
+    engine: Engine, task_count: int = 1, *, template: str = CHECKBOX_UI, **config: int
+) -> str:
     engine.workforce.create_team("reviewers")
-    ui = engine.task_uis.create(
-        "ui", '<crowd-form><crowd-checkbox name="ok"></crowd-checkbox></crowd-form>'
-    )
+    ui = engine.task_uis.create("ui", template)
     request = {
         "FlowDefinitionName": "review",
         "RoleArn": "arn:aws:iam::000000000000:role/closedloop",
@@ -356,23 +359,8 @@ def test_labels_a_template_script_sets_are_accepted_only_where_scripts_run(
 ) -> None:
     engine = Engine(replace(settings, template_scripts=_scripts(scripts)), clock=clock)
     try:
-        engine.workforce.create_team("reviewers")
-        ui = engine.task_uis.create("spots-ui", SCRIPTED_UI)
-        flow = engine.flows.create(
-            {
-                "FlowDefinitionName": "spots",
-                "RoleArn": "arn:aws:iam::000000000000:role/closedloop",
-                "OutputConfig": {"S3OutputPath": "s3://reviews/out"},
-                "HumanLoopConfig": {
-                    "WorkteamArn": engine.workforce.team_arn("reviewers"),
-                    "HumanTaskUiArn": ui.arn,
-                    "TaskTitle": "Spots",
-                    "TaskDescription": "Mark the poles",
-                    "TaskCount": 1,
-                },
-            }
-        )
-        engine.loops.start("spot-1", flow.arn, json.dumps({"photo": "s3://p/1.png"}))
+        flow = _flow(engine, template=SCRIPTED_UI)
+        engine.loops.start("spot-1", flow, json.dumps({"photo": "s3://p/1.png"}))
         alice = _worker(engine, "alice")
         task = engine.tasks.claim_next(alice)
         assert task is not None

@@ -111,7 +111,7 @@ def render(
         typer.echo(f"wrote {out}")
     for line in fields:
         typer.echo(f"field {line}", err=out is None)
-    if template_fields(template, data).scripted and not _scripts_served():
+    if template_fields(template).scripted and not _scripts_served():
         typer.echo(
             "note: the template has scripts of its own. This preview runs them; "
             "closedloop serve runs them only when CLOSEDLOOP_TEMPLATE_SCRIPTS "

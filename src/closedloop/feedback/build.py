@@ -7,13 +7,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from fsspec.implementations.local import LocalFileSystem
 
 from closedloop.errors import StoreError, ValidationError
 from closedloop.feedback.clean import (
@@ -254,9 +252,6 @@ def write_feedback(result: FeedbackResult, path: str) -> None:
     buffer = io.BytesIO()
     writer(table, buffer)
     try:
-        # Only local folders are made: fsspec would create a missing S3 bucket.
-        if isinstance(fs, LocalFileSystem):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
         write_file_atomic(fs, target, buffer.getvalue())
     except STORAGE_ERRORS as error:
         raise StoreError(f"cannot write feedback to {path!r}: {error}") from error

@@ -76,8 +76,8 @@ class Lineage:
 
     def dataset_versions(self, loop_name: str) -> tuple[DatasetVersion, ...]:
         """Every dataset version whose manifest lists ``loop_name`` in ``source_loops``, oldest first."""
-        # TODO(dataset versions recorded in the metadata database): find them by
-        # source loop with one query; this reads every manifest in the object store.
+        # TODO(dataset versions recorded in the metadata database): one query by loop.
+        # Until then this reads every manifest in the object store.
         found = [
             version
             for dataset in self._datasets.names()

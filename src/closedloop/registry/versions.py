@@ -251,8 +251,8 @@ class Registry:
             )
             if model is not None:
                 query = query.where(ModelVersionRow.model == model)
-            # TODO(a table of (version, loop, role) rows filled at register):
-            # look versions up by loop through its index; LIKE reads every row.
+            # TODO(a (version, loop, role) table filled at register): query it by index.
+            # Until then LIKE reads every row.
             if source_loop is not None:
                 query = query.where(_names(ModelVersionRow.source_loops, source_loop))
             if holdout_loop is not None:

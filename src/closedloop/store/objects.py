@@ -139,7 +139,8 @@ def write_file_atomic(fs: AbstractFileSystem, path: str, data: bytes) -> None:
     a symbolic link if the path is one, with the mode the file had (or the one
     a new file gets under the umask); an object store gets one put, which its
     readers never see half done (a streamed upload would leave a truncated
-    object when the writer fails).
+    object when the writer fails). Only a local folder is made when missing:
+    fsspec would create a missing bucket.
     """
     if not isinstance(fs, LocalFileSystem):
         fs.pipe_file(path, data)

@@ -70,11 +70,10 @@ FRAME_PROTOCOL: dict[str, str] = {
     "focus": "closedloop:focus",
 }
 _NONCE = re.compile(r"[A-Za-z0-9+/=_-]{8,128}")
-# An event handler attribute inside a start tag: onclick="..." or onclick='...'.
 # A start tag's name, then its attributes one at a time, as a browser reads them.
 _TAG_NAME = re.compile(r"<[A-Za-z][^\s/>]*")
 _ATTRIBUTE = re.compile(
-    r"""([\s/]*)([^\s"'>/=]+)(?:(\s*=\s*)("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
+    r"""([\s/]*)([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s"'=<>`]+))?"""
 )
 # Events whose handler attributes a template may write (onclick, onchange, ...).
 _HANDLER_EVENTS = frozenset(
@@ -337,7 +336,7 @@ def _rewrite_handlers(raw: str, found: list[tuple[str, str, str]]) -> str:
     out, at = [raw[: opening.end()]], opening.end()
     while (attribute := _ATTRIBUTE.match(raw, at)) is not None and attribute.end() > at:
         at = attribute.end()
-        lead, name, _equals, value = attribute.group(1, 2, 3, 4)
+        lead, name, value = attribute.group(1, 2, 3)
         event = name.lower()[2:] if name.lower().startswith("on") else ""
         quoted = bool(value) and value[0] in "\"'" and value[-1] == value[0]
         code = html.unescape(value[1:-1] if quoted else value or "")
@@ -376,21 +375,20 @@ class _StartTags(HTMLParser):
         super().feed(data)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if self._inside is not None:
-            return
-        raw = self.get_starttag_text()
-        line, column = self.getpos()
-        if raw:
-            self.tags.append((self._line_starts[line - 1] + column, raw))
-        if tag in self._TEXT_ONLY and not (raw or "").rstrip().endswith("/>"):
+        if self._inside is None and self._record() and tag in self._TEXT_ONLY:
             self._inside = tag
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._inside is None:
-            raw = self.get_starttag_text()
-            line, column = self.getpos()
-            if raw:
-                self.tags.append((self._line_starts[line - 1] + column, raw))
+            self._record()
+
+    def _record(self) -> bool:
+        raw = self.get_starttag_text()
+        if not raw:
+            return False
+        line, column = self.getpos()
+        self.tags.append((self._line_starts[line - 1] + column, raw))
+        return True
 
     def handle_endtag(self, tag: str) -> None:
         if tag == self._inside:

@@ -155,7 +155,7 @@ class Accounts:
             raise AuthenticationError(
                 "wrong username or password", "NotAuthorizedException"
             )
-        self._mark_succeeded(attempt, realm, username, client)
+        self._mark_succeeded(attempt)
         logger.info("signed in to %s: %s", realm, username)
         return Principal(realm, found[0], username)
 
@@ -216,21 +216,9 @@ class Accounts:
         if client is not None:
             session.execute(lock, {"space": _CLIENT_LOCKS, "key": client})
 
-    def _mark_succeeded(
-        self, attempt: int, realm: str, username: str, client: str | None
-    ) -> None:
-        """Turn the attempt into a success; it replaces older successes of that pair."""
+    def _mark_succeeded(self, attempt: int) -> None:
+        """Turn the attempt written down as a failure into a success."""
         with self._ctx.db.write() as session:
-            session.execute(
-                delete(LoginAttempt).where(
-                    LoginAttempt.realm == realm,
-                    LoginAttempt.username == username,
-                    LoginAttempt.client.is_(None)
-                    if client is None
-                    else LoginAttempt.client == client,
-                    LoginAttempt.succeeded.is_(True),
-                )
-            )
             session.execute(
                 update(LoginAttempt)
                 .where(LoginAttempt.id == attempt)
