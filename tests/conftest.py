@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,12 +36,25 @@ def _fresh_postgres_database() -> tuple[str, str]:
 
 
 def _drop_postgres_database(name: str) -> None:
+    """Drop a test database, its connections and all.
+
+    FORCE may meet an autovacuum worker on the database, which a role without
+    superuser rights cannot end (PostgreSQL 15); such a worker soon ends or
+    gives way, so the drop is tried again for a few seconds.
+    """
     import psycopg
 
     with psycopg.connect(
         POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), autocommit=True
     ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(40):
+            try:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except psycopg.errors.InsufficientPrivilege:
+                if attempt == 39:
+                    raise
+                time.sleep(0.25)
 
 
 @pytest.fixture(params=BACKENDS)
